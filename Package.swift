@@ -1,0 +1,92 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-loops",
+    products: [
+        .library(name: "Loops", targets: ["Loops"]),
+        .library(name: "LoopsTestKit", targets: ["LoopsTestKit"]),
+        .library(name: "LoopsSystemd", targets: ["LoopsSystemd"]),
+        .library(name: "LoopsServiceLifecycle", targets: ["LoopsServiceLifecycle"]),
+        .executable(name: "loops", targets: ["LoopsCommand"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The C timer core: timerfd per clock, absolute deadlines, errno values, fault injection.
+        .target(name: "CLoopsCore"),
+        // libsystemd through pkg-config (Debian: libsystemd-dev).
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .target(
+            name: "Loops",
+            dependencies: [
+                "CLoopsCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "LoopsTestKit",
+            dependencies: ["Loops"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "LoopsSystemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "LoopsServiceLifecycle",
+            dependencies: [
+                "Loops",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "LoopsCommand",
+            dependencies: [
+                "Loops",
+                "LoopsSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/loops",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "LoopsDemo",
+            dependencies: ["Loops", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/LoopsDemo",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LoopsTests",
+            dependencies: ["Loops", "LoopsTestKit", "CLoopsCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LoopsSystemdTests",
+            dependencies: ["LoopsSystemd"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LoopsCommandTests",
+            dependencies: ["Loops"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,74 @@
+// The C timer core of swift-loops: thin wrappers over timerfd(2), clock_gettime(2) and
+// epoll(7). Every function returns 0 on success or an errno value; none aborts, none retains
+// state except the fault-injection table used by tests.
+#ifndef CLOOPS_CORE_H
+#define CLOOPS_CORE_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The clocks the core arms timers on.
+typedef enum {
+    /// CLOCK_BOOTTIME: monotonic, counts time spent in suspend.
+    CLOOPS_CLOCK_BOOTTIME = 0,
+    /// CLOCK_MONOTONIC: monotonic, stops during suspend.
+    CLOOPS_CLOCK_MONOTONIC = 1,
+    /// CLOCK_REALTIME: wall clock; timers are armed with TFD_TIMER_CANCEL_ON_SET.
+    CLOOPS_CLOCK_REALTIME = 2,
+} cloops_clock;
+
+/// clock_gettime(2) on `clock`, in nanoseconds (since boot, or since the epoch for REALTIME).
+int cloops_clock_now(cloops_clock clock, int64_t *out_ns);
+
+/// timerfd_create(2) with TFD_NONBLOCK | TFD_CLOEXEC.
+int cloops_timer_create(cloops_clock clock, int *out_fd);
+
+/// timerfd_settime(2) with TFD_TIMER_ABSTIME, one-shot at `deadline_ns` on `clock`.
+/// REALTIME timers also get TFD_TIMER_CANCEL_ON_SET, so a step of the wall clock makes the
+/// next read fail with ECANCELED. A deadline in the past fires at once (it is clamped to 1 ns,
+/// because an all-zero it_value would disarm the timer instead).
+int cloops_timer_arm(int fd, cloops_clock clock, int64_t deadline_ns);
+
+/// timerfd_settime(2) with a zero it_value: no further expirations.
+int cloops_timer_disarm(int fd);
+
+/// read(2) of the expiration count, retried on EINTR. Returns 0 with the count, EAGAIN when
+/// the timer has not expired, ECANCELED when the wall clock was set (REALTIME only), or errno.
+int cloops_timer_read(int fd, uint64_t *out_expirations);
+
+/// close(2), not retried on EINTR (Linux releases the descriptor in any case).
+int cloops_close(int fd);
+
+/// Fault injection for tests: the next cloops_timer_read on `fd` fails with `error`, and the
+/// timer is armed to fire at once so that a reader waiting on the fd wakes up. This is how the
+/// ECANCELED path is exercised without setting the machine's clock.
+int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error);
+
+/// epoll_create1(2) with EPOLL_CLOEXEC.
+int cloops_epoll_create(int *out_epfd);
+
+/// epoll_ctl(2) EPOLL_CTL_ADD for EPOLLIN, with `token` as the event's data.
+int cloops_epoll_add(int epfd, int fd, uint64_t token);
+
+/// epoll_wait(2), retried on EINTR; `timeout_ms` < 0 waits forever. The tokens of the ready
+/// descriptors are written to `tokens` (at most `capacity`) and their number to `out_count`.
+int cloops_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms, int *out_count);
+
+/// eventfd(2) with EFD_NONBLOCK | EFD_CLOEXEC, used to wake an epoll waiter.
+int cloops_eventfd_create(int *out_fd);
+
+/// write(2) of 1 to an eventfd, retried on EINTR.
+int cloops_eventfd_signal(int fd);
+
+/// read(2) of an eventfd's counter (EAGAIN when zero), retried on EINTR.
+int cloops_eventfd_drain(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,180 @@
+#define _GNU_SOURCE
+#include "CLoopsCore.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static clockid_t clockid_of(cloops_clock clock) {
+    switch (clock) {
+    case CLOOPS_CLOCK_BOOTTIME: return CLOCK_BOOTTIME;
+    case CLOOPS_CLOCK_MONOTONIC: return CLOCK_MONOTONIC;
+    case CLOOPS_CLOCK_REALTIME: return CLOCK_REALTIME;
+    }
+    return CLOCK_MONOTONIC;
+}
+
+static int valid_clock(cloops_clock clock) {
+    return clock == CLOOPS_CLOCK_BOOTTIME || clock == CLOOPS_CLOCK_MONOTONIC
+        || clock == CLOOPS_CLOCK_REALTIME;
+}
+
+int cloops_clock_now(cloops_clock clock, int64_t *out_ns) {
+    if (!valid_clock(clock) || out_ns == NULL) return EINVAL;
+    struct timespec ts;
+    if (clock_gettime(clockid_of(clock), &ts) != 0) return errno;
+    *out_ns = (int64_t)ts.tv_sec * 1000000000LL + (int64_t)ts.tv_nsec;
+    return 0;
+}
+
+int cloops_timer_create(cloops_clock clock, int *out_fd) {
+    if (!valid_clock(clock) || out_fd == NULL) return EINVAL;
+    int fd = timerfd_create(clockid_of(clock), TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return errno;
+    *out_fd = fd;
+    return 0;
+}
+
+int cloops_timer_arm(int fd, cloops_clock clock, int64_t deadline_ns) {
+    if (!valid_clock(clock)) return EINVAL;
+    if (deadline_ns < 1) deadline_ns = 1;
+    struct itimerspec spec = {0};
+    spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000LL);
+    spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000LL);
+    int flags = TFD_TIMER_ABSTIME;
+    if (clock == CLOOPS_CLOCK_REALTIME) flags |= TFD_TIMER_CANCEL_ON_SET;
+    if (timerfd_settime(fd, flags, &spec, NULL) != 0) return errno;
+    return 0;
+}
+
+int cloops_timer_disarm(int fd) {
+    struct itimerspec spec = {0};
+    if (timerfd_settime(fd, 0, &spec, NULL) != 0) return errno;
+    return 0;
+}
+
+// Fault injection: a tiny table of (fd, error) pairs. Tests only; a mutex is plenty.
+#define CLOOPS_MAX_INJECTED 16
+static pthread_mutex_t injected_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { int fd; int error; } injected[CLOOPS_MAX_INJECTED];
+static int injected_count = 0;
+
+static int take_injected_error(int fd) {
+    int error = 0;
+    pthread_mutex_lock(&injected_lock);
+    for (int i = 0; i < injected_count; i++) {
+        if (injected[i].fd == fd) {
+            error = injected[i].error;
+            injected[i] = injected[--injected_count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&injected_lock);
+    return error;
+}
+
+int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error) {
+    if (error <= 0) return EINVAL;
+    pthread_mutex_lock(&injected_lock);
+    if (injected_count == CLOOPS_MAX_INJECTED) {
+        pthread_mutex_unlock(&injected_lock);
+        return ENOSPC;
+    }
+    injected[injected_count].fd = fd;
+    injected[injected_count].error = error;
+    injected_count++;
+    pthread_mutex_unlock(&injected_lock);
+    return cloops_timer_arm(fd, clock, 1);
+}
+
+int cloops_timer_read(int fd, uint64_t *out_expirations) {
+    if (out_expirations == NULL) return EINVAL;
+    int injected_error = take_injected_error(fd);
+    if (injected_error != 0) {
+        // Consume the expiration the injection armed, so the fd is quiet again afterwards.
+        uint64_t ignored;
+        ssize_t n;
+        do { n = read(fd, &ignored, sizeof ignored); } while (n < 0 && errno == EINTR);
+        return injected_error;
+    }
+    for (;;) {
+        uint64_t count = 0;
+        ssize_t n = read(fd, &count, sizeof count);
+        if (n == (ssize_t)sizeof count) {
+            *out_expirations = count;
+            return 0;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        return EIO;
+    }
+}
+
+int cloops_close(int fd) {
+    if (close(fd) != 0 && errno != EINTR) return errno;
+    return 0;
+}
+
+int cloops_epoll_create(int *out_epfd) {
+    if (out_epfd == NULL) return EINVAL;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) return errno;
+    *out_epfd = epfd;
+    return 0;
+}
+
+int cloops_epoll_add(int epfd, int fd, uint64_t token) {
+    struct epoll_event event = {0};
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) != 0) return errno;
+    return 0;
+}
+
+int cloops_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms, int *out_count) {
+    if (tokens == NULL || out_count == NULL || capacity <= 0) return EINVAL;
+    struct epoll_event events[16];
+    int max = capacity < 16 ? capacity : 16;
+    for (;;) {
+        int n = epoll_wait(epfd, events, max, timeout_ms);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+        *out_count = n;
+        return 0;
+    }
+}
+
+int cloops_eventfd_create(int *out_fd) {
+    if (out_fd == NULL) return EINVAL;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return errno;
+    *out_fd = fd;
+    return 0;
+}
+
+int cloops_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    for (;;) {
+        ssize_t n = write(fd, &one, sizeof one);
+        if (n == (ssize_t)sizeof one) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        return EIO;
+    }
+}
+
+int cloops_eventfd_drain(int fd) {
+    uint64_t value;
+    for (;;) {
+        ssize_t n = read(fd, &value, sizeof value);
+        if (n == (ssize_t)sizeof value) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        return EIO;
+    }
+}

@@ -1,0 +1,45 @@
+/// The clocks an engine keeps deadlines on.
+package enum EngineClock: Int, Hashable, Sendable, CaseIterable {
+    /// CLOCK_BOOTTIME: elapsed time including suspend (Swift's `ContinuousClock`).
+    case continuous = 0
+    /// CLOCK_MONOTONIC: elapsed time excluding suspend (Swift's `SuspendingClock`).
+    case suspending = 1
+    /// CLOCK_REALTIME: nanoseconds since 1970, may be stepped.
+    case realtime = 2
+}
+
+/// Why a sleep ended.
+package enum WakeReason: Hashable, Sendable {
+    /// The deadline was reached.
+    case deadlineReached
+    /// The wall clock was stepped (only sleeps on `.realtime` end this way): the sleeper
+    /// re-evaluates its schedule.
+    case clockStepped
+}
+
+/// The one interface between loops and time: a deadline heap per clock with an async
+/// sleep-until, and clock-step events. The system engine implements it on timerfds; the
+/// virtual clock of LoopsTestKit implements it on simulated time.
+package protocol LoopEngine: AnyObject, Sendable {
+    /// The current time on `clock`, in nanoseconds (since boot, or since 1970 for `.realtime`).
+    func now(_ clock: EngineClock) -> Int64
+
+    /// Suspends the calling task until `deadline` on `clock`.
+    ///
+    /// - Returns: `.clockStepped` when a `.realtime` sleep was ended early by a step of the wall
+    ///   clock; `.deadlineReached` otherwise.
+    /// - Throws: `CancellationError` when the task is cancelled (at once, also when it was
+    ///   cancelled before the call), ``LoopError`` when the system timer fails.
+    func sleep(until deadline: Int64, on clock: EngineClock) async throws -> WakeReason
+
+    /// A loop became active (`start()` or `run()` was accepted while it was idle). Called
+    /// synchronously, before the loop's task runs, so virtual time knows to wait for it.
+    func loopDidActivate()
+
+    /// A loop became idle: its last run finished and no run is queued.
+    func loopDidDeactivate()
+
+    /// Runs one loop run's code. The virtual engine marks the task as a participant so that
+    /// its sleeps count as the loop being idle; the system engine just calls `operation`.
+    func participate(_ operation: () async -> Void) async
+}

@@ -1,0 +1,56 @@
+/// The one error type swift-loops throws for bad input and for failures of the system timer.
+///
+/// `message` names the bad value ("seconds must be finite, got nan"); `description` is the
+/// message, so `"\(error)"` reads well in logs.
+public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What kind of problem a ``LoopError`` reports.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Kind: String, Hashable, Sendable {
+            case invalidInterval
+            case invalidCount
+            case invalidTimeOfDay
+            case invalidSchedule
+            case invalidTimeZone
+            case alreadyRunning
+            case systemTimer
+        }
+
+        private let kind: Kind
+
+        private init(_ kind: Kind) {
+            self.kind = kind
+        }
+
+        /// An interval that is negative, not finite, or too large to represent.
+        public static let invalidInterval = Code(.invalidInterval)
+        /// A `count` that is zero or negative.
+        public static let invalidCount = Code(.invalidCount)
+        /// A time of day with a component out of range, or an empty list of times.
+        public static let invalidTimeOfDay = Code(.invalidTimeOfDay)
+        /// A calendar or cron expression that does not parse.
+        public static let invalidSchedule = Code(.invalidSchedule)
+        /// A time-zone name that the system does not know.
+        public static let invalidTimeZone = Code(.invalidTimeZone)
+        /// `start()` or `run()` while a run is active and not being cancelled.
+        public static let alreadyRunning = Code(.alreadyRunning)
+        /// The kernel refused a timer operation (the message names the call and the errno).
+        public static let systemTimer = Code(.systemTimer)
+
+        /// The code's name, e.g. `invalidInterval`.
+        public var description: String { kind.rawValue }
+    }
+
+    /// What kind of problem this is.
+    public let code: Code
+    /// A sentence that names the bad value.
+    public let message: String
+
+    /// Creates an error; the library does this, users may too (for instance in test doubles).
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+}

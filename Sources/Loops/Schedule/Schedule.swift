@@ -1,0 +1,145 @@
+public import Foundation
+
+/// When a loop runs: a relative interval, times of day, a systemd calendar expression or a
+/// cron expression.
+///
+/// A schedule is a plain value. ``nextFire(onOrAfter:)`` and ``fireDates(from:)`` answer when
+/// a loop started at a given instant would fire if its body took no time, without running
+/// anything.
+public struct Schedule: Hashable, Sendable, CustomStringConvertible {
+    enum Kind: Hashable, Sendable {
+        case every(Duration)
+        case times(TimesOfDayRule)
+        case calendar(CalendarExpression)
+        case cron(CronExpression)
+    }
+
+    let kind: Kind
+
+    private init(_ kind: Kind) {
+        self.kind = kind
+    }
+
+    /// Every `interval`, measured from the start of the loop (iteration n at `t0 + n·interval`).
+    ///
+    /// The interval is validated when a ``Loop`` is created with it: a negative one throws.
+    public static func every(_ interval: Duration) -> Schedule {
+        Schedule(.every(interval))
+    }
+
+    /// At each of `times` every day; duplicates are ignored and zones may be mixed.
+    ///
+    /// An empty list is rejected when a ``Loop`` is created with it.
+    public static func times(_ times: [TimeOfDay]) -> Schedule {
+        Schedule(.times(TimesOfDayRule(times)))
+    }
+
+    /// A systemd calendar event (`OnCalendar=` syntax of systemd.time(7)), such as
+    /// `Mon..Fri *-*-* 02:30` or `daily`, with its rules for daylight-saving changes.
+    ///
+    /// - Throws: ``LoopError`` with `.invalidSchedule`, naming the part that does not parse.
+    public static func calendar(_ expression: String) throws -> Schedule {
+        Schedule(.calendar(try CalendarExpression(parsing: expression)))
+    }
+
+    /// A 5-field Vixie cron expression (`*/15 9-17 * * Mon-Fri`, `@daily`) read in `timeZone`;
+    /// `nil` means the system's zone, followed when it changes.
+    ///
+    /// - Throws: ``LoopError`` with `.invalidSchedule`, naming the field that does not parse.
+    public static func cron(_ expression: String, timeZone: TimeZone? = nil) throws -> Schedule {
+        Schedule(.cron(try CronExpression(parsing: expression, timeZone: timeZone)))
+    }
+
+    /// The first instant at or after `date` at which a loop started at `date` fires; `nil` when
+    /// the schedule has no more instants. For ``every(_:)`` this is `date` itself: a loop's first
+    /// iteration runs at once.
+    public func nextFire(onOrAfter date: Date) -> Date? {
+        switch kind {
+        case .every:
+            return date
+        case .times(let rule):
+            return rule.nextFire(onOrAfter: date)
+        case .calendar(let expression):
+            return expression.nextFire(onOrAfter: date)
+        case .cron(let expression):
+            return expression.nextFire(onOrAfter: date)
+        }
+    }
+
+    /// The instants at which a loop started at `start` fires if its body takes no time: the
+    /// first is ``nextFire(onOrAfter:)``, each next one is the earliest strictly after the
+    /// previous (for ``every(_:)``, the previous plus the interval). Finite when the schedule
+    /// ends.
+    public func fireDates(from start: Date) -> some Sequence<Date> {
+        let first = nextFire(onOrAfter: start)
+        return sequence(first: first) { previous in
+            guard let previous else { return nil }
+            return self.nextFire(after: previous)
+        }
+        .lazy
+        .compactMap { $0 }
+    }
+
+    /// The earliest fire instant strictly after `date` (for ``every(_:)``: `date + interval`).
+    func nextFire(after date: Date) -> Date? {
+        switch kind {
+        case .every(let interval):
+            return date.addingTimeInterval(interval.seconds)
+        case .times, .calendar, .cron:
+            return nextFire(onOrAfter: date.strictlyLater)
+        }
+    }
+
+    /// Whether the schedule reads the wall clock (times, calendar, cron) rather than counting
+    /// elapsed time.
+    var isWallClock: Bool {
+        if case .every = kind { return false }
+        return true
+    }
+
+    /// The relative interval, for ``every(_:)``.
+    var interval: Duration? {
+        if case .every(let interval) = kind { return interval }
+        return nil
+    }
+
+    /// A readable form: `every 5.0 s`, `times 09:00:00@UTC, …`, the calendar or cron text.
+    public var description: String {
+        switch kind {
+        case .every(let interval):
+            return "every \(interval.seconds) s"
+        case .times(let rule):
+            return "times " + rule.times.map(\.description).joined(separator: ", ")
+        case .calendar(let expression):
+            return "calendar \(expression.text)"
+        case .cron(let expression):
+            return "cron \(expression.text)"
+        }
+    }
+}
+
+extension Date {
+    /// The smallest representable `Date` after this one: "strictly after" for schedules,
+    /// since a `Double` of seconds cannot hold a nanosecond added to today's date.
+    var strictlyLater: Date {
+        Date(timeIntervalSinceReferenceDate: timeIntervalSinceReferenceDate.nextUp)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a `Double`.
+    var seconds: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) / 1e18
+    }
+
+    /// The duration in whole nanoseconds, saturating at `Int64.max`.
+    var nanoseconds: Int64 {
+        let (whole, attoseconds) = components
+        let (scaled, overflow) = whole.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return whole < 0 ? Int64.min : Int64.max }
+        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflow2 { return Int64.max }
+        return total
+    }
+}

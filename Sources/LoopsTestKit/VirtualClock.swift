@@ -1,0 +1,1 @@
+// VirtualClock lands here.

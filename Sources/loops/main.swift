@@ -1,0 +1,2 @@
+import Loops
+print("loops")
