@@ -15,6 +15,8 @@ package enum WakeReason: Hashable, Sendable {
     /// The wall clock was stepped (only sleeps on `.realtime` end this way): the sleeper
     /// re-evaluates its schedule.
     case clockStepped
+    /// The sleep's ``Waker`` was woken: the loop's schedule changed or `stop()` was called.
+    case interrupted
 }
 
 /// The one interface between loops and time: a deadline heap per clock with an async
@@ -24,13 +26,18 @@ package protocol LoopEngine: AnyObject, Sendable {
     /// The current time on `clock`, in nanoseconds (since boot, or since 1970 for `.realtime`).
     func now(_ clock: EngineClock) -> Int64
 
-    /// Suspends the calling task until `deadline` on `clock`.
+    /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken.
+    ///
+    /// Engines call `waker.arm(_:)` before suspending (when it returns false, a wake is
+    /// pending: return `.interrupted` without suspending) and `waker.disarm()` before resuming
+    /// the sleeper for any other reason. The armed action removes the sleeper from the heap and
+    /// resumes it with `.interrupted`, unless it was already resumed.
     ///
     /// - Returns: `.clockStepped` when a `.realtime` sleep was ended early by a step of the wall
-    ///   clock; `.deadlineReached` otherwise.
+    ///   clock; `.interrupted` when the waker ended it; `.deadlineReached` otherwise.
     /// - Throws: `CancellationError` when the task is cancelled (at once, also when it was
     ///   cancelled before the call), ``LoopError`` when the system timer fails.
-    func sleep(until deadline: Int64, on clock: EngineClock) async throws -> WakeReason
+    func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason
 
     /// A loop became active (`start()` or `run()` was accepted while it was idle). Called
     /// synchronously, before the loop's task runs, so virtual time knows to wait for it.

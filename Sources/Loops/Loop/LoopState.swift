@@ -1,0 +1,181 @@
+import Foundation
+
+/// Everything about a ``Loop`` that changes, kept behind the loop's mutex. Transitions are
+/// methods that return what the caller must do once the lock is released (resume, cancel,
+/// notify the engine), so no task is resumed and no engine is called while the lock is held.
+struct LoopState {
+    typealias Hook = @Sendable (Loop) async throws -> Void
+    typealias ErrorHook = @Sendable (Loop, any Error) async -> Void
+
+    /// One accepted `start()`/`run()`: at most one executes at a time; a run accepted while a
+    /// cancelled one finishes waits for it.
+    struct Run {
+        let id: UInt64
+        var stopRequested = false
+        var cancelRequested = false
+        var task: Task<Void, Never>?
+    }
+
+    /// When the next iteration is due: on the interval clock, or on the wall clock.
+    enum Instant: Equatable {
+        case elapsed(Int64)
+        case wall(Date)
+    }
+
+    // MARK: Configuration
+
+    var schedule: Schedule
+    /// Bumped by every `changeInterval`/`changeSchedule`, so a run notices the change.
+    var scheduleVersion: UInt64 = 0
+    /// `seconds`, `minutes`, `hours` as given, for relative schedules.
+    var relativeComponents: (seconds: Double, minutes: Double, hours: Double)?
+    let count: Int?
+    let reconnect: Bool
+    /// The policy the user chose; nil means the default of the schedule's kind.
+    let missedTicksChoice: MissedTickPolicy?
+    var errorFilter = ErrorFilter.defaults
+    var beforeLoop: Hook?
+    var afterLoop: Hook?
+    var onError: ErrorHook?
+    /// Returns a value in `0...upper`; replaceable so tests can pin the back-off.
+    var jitter: @Sendable (Double) -> Double = { Double.random(in: 0...$0) }
+
+    // MARK: Lifecycle
+
+    private var nextRunID: UInt64 = 1
+    /// The run whose code is executing (from `beforeLoop` until `afterLoop` returned).
+    private(set) var executing: Run?
+    /// Accepted runs waiting for the executing one to finish (only after `cancel()`).
+    private(set) var queued: [Run] = []
+    /// The Task of the most recently accepted run: the public `task`.
+    private(set) var task: Task<Void, Never>?
+    /// Completion of the most recently accepted run, which the next accepted run awaits.
+    private var latestCompletion: (@Sendable () async -> Void)?
+
+    var currentLoop = 0
+    var failed = false
+    var nextInstant: Instant?
+
+    init(schedule: Schedule, count: Int?, reconnect: Bool, missedTicks: MissedTickPolicy?) {
+        self.schedule = schedule
+        self.count = count
+        self.reconnect = reconnect
+        self.missedTicksChoice = missedTicks
+    }
+
+    var missedTicks: MissedTickPolicy {
+        missedTicksChoice ?? (schedule.isWallClock ? .skip : .delay)
+    }
+
+    var isRunning: Bool { executing != nil || !queued.isEmpty }
+
+    var isBeingCancelled: Bool { executing?.cancelRequested ?? false }
+
+    /// The latest accepted run, which `start()` must find cancelled (or absent) to accept.
+    private var latestRun: Run? { queued.last ?? executing }
+
+    // MARK: Transitions
+
+    struct Admission {
+        let id: UInt64
+        /// The loop was idle: the engine is told it became active, the run begins at once.
+        let activates: Bool
+        /// What the new run awaits before it begins.
+        let predecessor: (@Sendable () async -> Void)?
+    }
+
+    /// `start()` / `run()`: accepted when no run is active, or every active run is being
+    /// cancelled (then the new run begins once they have finished).
+    mutating func admitRun() throws -> Admission {
+        if let latest = latestRun, !latest.cancelRequested {
+            throw LoopError(
+                .alreadyRunning,
+                "the loop is already running; call stop() or cancel() first, or restart()"
+            )
+        }
+        let id = nextRunID
+        nextRunID += 1
+        let activates = !isRunning
+        if activates {
+            begin(Run(id: id))
+        } else {
+            queued.append(Run(id: id))
+        }
+        return Admission(id: id, activates: activates, predecessor: latestCompletion)
+    }
+
+    /// Records the Task of run `id`. Returns true when the run was cancelled before its task
+    /// existed, so the caller cancels the task now.
+    mutating func attach(task newTask: Task<Void, Never>?, completion: @escaping @Sendable () async -> Void, to id: UInt64) -> Bool {
+        if let newTask { task = newTask }
+        latestCompletion = completion
+        if executing?.id == id {
+            executing?.task = newTask
+            return executing?.cancelRequested ?? false
+        }
+        if let index = queued.firstIndex(where: { $0.id == id }) {
+            queued[index].task = newTask
+            return queued[index].cancelRequested
+        }
+        return false
+    }
+
+    /// A queued run's predecessor finished: it starts executing now.
+    mutating func beginQueuedRun(_ id: UInt64) {
+        guard executing == nil, let index = queued.firstIndex(where: { $0.id == id }) else { return }
+        begin(queued.remove(at: index))
+    }
+
+    private mutating func begin(_ run: Run) {
+        executing = run
+        failed = false
+        currentLoop = 0
+        nextInstant = nil
+    }
+
+    /// `stop()`: every active run finishes its iteration and exits. Returns whether anything
+    /// was running (then the caller wakes a sleeping run).
+    mutating func requestStop() -> Bool {
+        guard isRunning else { return false }
+        executing?.stopRequested = true
+        for index in queued.indices { queued[index].stopRequested = true }
+        return true
+    }
+
+    /// `cancel()`: marks every active run cancelled and returns their tasks to cancel.
+    mutating func requestCancel() -> [Task<Void, Never>] {
+        var tasks: [Task<Void, Never>] = []
+        if executing != nil {
+            executing?.cancelRequested = true
+            if let task = executing?.task { tasks.append(task) }
+        }
+        for index in queued.indices {
+            queued[index].cancelRequested = true
+            if let task = queued[index].task { tasks.append(task) }
+        }
+        return tasks
+    }
+
+    /// The executing run saw its task cancelled by someone other than `cancel()` (the caller
+    /// of `run()`, or `task.cancel()`): it is being cancelled all the same.
+    mutating func markCancelled(_ id: UInt64) {
+        if executing?.id == id { executing?.cancelRequested = true }
+    }
+
+    func isStopRequested(_ id: UInt64) -> Bool {
+        executing?.id == id && executing?.stopRequested == true
+    }
+
+    func isCancelRequested(_ id: UInt64) -> Bool {
+        executing?.id == id && executing?.cancelRequested == true
+    }
+
+    /// Run `id` returned from `afterLoop`. Returns true when the loop is now idle (the caller
+    /// tells the engine).
+    mutating func finishRun(_ id: UInt64) -> Bool {
+        guard executing?.id == id else { return false }
+        executing = nil
+        nextInstant = nil
+        return queued.isEmpty
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import Loops
+import Synchronization
+
+/// The engine behind ``VirtualClock``: deadlines on simulated time, and the bookkeeping that
+/// lets `advance` return only once every loop that was due has run and gone back to sleep.
+///
+/// Quiescence is counted, not guessed: each active loop counts as busy until its run sleeps on
+/// this engine (or ends). A run marks its task as a participant through ``participate(_:)``,
+/// so a virtual sleep inside a body counts as the loop being idle too.
+final class VirtualEngine: LoopEngine {
+    @TaskLocal private static var participant: ObjectIdentifier?
+
+    struct Sleeper {
+        let clock: EngineClock
+        let deadline: Int64
+        let participant: Bool
+        let continuation: UnsafeContinuation<WakeReason, any Error>
+        let waker: Waker?
+    }
+
+    struct State {
+        /// Continuous (boot) time, the time everything else derives from.
+        var continuous: Int64
+        /// Time spent in simulated suspend: suspending time = continuous − suspended.
+        var suspended: Int64 = 0
+        /// Wall time = wallOrigin + continuous; steps of the wall clock move wallOrigin.
+        var wallOrigin: Int64
+        var sleepers: [UInt64: Sleeper] = [:]
+        var nextSleeperID: UInt64 = 0
+        var activeLoops = 0
+        var sleepingParticipants = 0
+        var idleWaiters: [UnsafeContinuation<Void, Never>] = []
+
+        func now(_ clock: EngineClock) -> Int64 {
+            switch clock {
+            case .continuous: return continuous
+            case .suspending: return continuous - suspended
+            case .realtime: return wallOrigin + continuous
+            }
+        }
+
+        /// The continuous time at which a sleeper becomes due (it may already be past).
+        func dueTime(of sleeper: Sleeper) -> Int64 {
+            switch sleeper.clock {
+            case .continuous: return sleeper.deadline
+            case .suspending: return sleeper.deadline.addingReportingOverflow(suspended).partialValue
+            case .realtime: return sleeper.deadline.subtractingReportingOverflow(wallOrigin).partialValue
+            }
+        }
+
+        var isIdle: Bool { sleepingParticipants >= activeLoops }
+
+        mutating func takeIdleWaiters() -> [UnsafeContinuation<Void, Never>] {
+            guard isIdle else { return [] }
+            defer { idleWaiters = [] }
+            return idleWaiters
+        }
+
+        /// Removes sleeper `id` for resumption; the participant count follows.
+        mutating func remove(_ id: UInt64) -> Sleeper? {
+            guard let sleeper = sleepers.removeValue(forKey: id) else { return nil }
+            if sleeper.participant { sleepingParticipants -= 1 }
+            return sleeper
+        }
+    }
+
+    let state: Mutex<State>
+
+    init(wallTime: Date, bootTime: Duration) {
+        let continuous = bootTime.virtualNanoseconds
+        state = Mutex(State(continuous: continuous, wallOrigin: wallTime.virtualNanoseconds - continuous))
+    }
+
+    // MARK: LoopEngine
+
+    package func now(_ clock: EngineClock) -> Int64 {
+        state.withLock { $0.now(clock) }
+    }
+
+    package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
+        try Task.checkCancellation()
+        let isParticipant = Self.participant == ObjectIdentifier(self)
+        let id = state.withLock { state -> UInt64 in
+            state.nextSleeperID += 1
+            return state.nextSleeperID
+        }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<WakeReason, any Error>) in
+                enum Action { case resume(WakeReason), suspend([UnsafeContinuation<Void, Never>]) }
+                let action = state.withLock { state -> Action in
+                    if state.now(clock) >= deadline { return .resume(.deadlineReached) }
+                    state.sleepers[id] = Sleeper(
+                        clock: clock,
+                        deadline: deadline,
+                        participant: isParticipant,
+                        continuation: continuation,
+                        waker: waker
+                    )
+                    if isParticipant { state.sleepingParticipants += 1 }
+                    return .suspend(state.takeIdleWaiters())
+                }
+                switch action {
+                case .resume(let reason):
+                    continuation.resume(returning: reason)
+                case .suspend(let idleWaiters):
+                    if let waker, !waker.arm({ [weak self] in self?.interrupt(id, with: .interrupted) }) {
+                        interrupt(id, with: .interrupted)
+                    }
+                    for waiter in idleWaiters { waiter.resume() }
+                }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { $0.remove(id) }
+            sleeper?.waker?.disarm()
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    package func loopDidActivate() {
+        state.withLock { $0.activeLoops += 1 }
+    }
+
+    package func loopDidDeactivate() {
+        let waiters = state.withLock { state in
+            state.activeLoops -= 1
+            return state.takeIdleWaiters()
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    package func participate(_ operation: () async -> Void) async {
+        await Self.$participant.withValue(ObjectIdentifier(self)) {
+            await operation()
+        }
+    }
+
+    // MARK: Driving time
+
+    /// Waits until every active loop sleeps on this engine or has ended.
+    func waitUntilIdle() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                if state.isIdle { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    /// Moves continuous time to `target`, stopping at each deadline on the way to let the
+    /// sleepers due there run until they are idle again.
+    func advance(toContinuous target: Int64, suspending: Bool) async {
+        await waitUntilIdle()
+        while true {
+            let due = state.withLock { state -> [Sleeper]? in
+                let snapshot = state
+                let earliest = snapshot.sleepers.values.map { snapshot.dueTime(of: $0) }.min()
+                guard let earliest, earliest <= target else {
+                    state.move(to: target, suspending: suspending)
+                    return nil
+                }
+                state.move(to: max(earliest, state.continuous), suspending: suspending)
+                let moved = state
+                let dueIDs = moved.sleepers.filter { moved.dueTime(of: $0.value) <= moved.continuous }.keys
+                return dueIDs.sorted().compactMap { state.remove($0) }
+            }
+            guard let due else { break }
+            for sleeper in due {
+                sleeper.waker?.disarm()
+                sleeper.continuation.resume(returning: .deadlineReached)
+            }
+            await waitUntilIdle()
+        }
+        await waitUntilIdle()
+    }
+
+    /// Steps the wall clock by `delta`: every sleeper on `.realtime` wakes with `.clockStepped`,
+    /// as the kernel reports ECANCELED on a timerfd armed with TFD_TIMER_CANCEL_ON_SET.
+    func stepWallClock(by delta: Int64) async {
+        await waitUntilIdle()
+        let woken = state.withLock { state -> [Sleeper] in
+            state.wallOrigin = state.wallOrigin.addingReportingOverflow(delta).partialValue
+            let ids = state.sleepers.filter { $0.value.clock == .realtime }.keys
+            return ids.sorted().compactMap { state.remove($0) }
+        }
+        for sleeper in woken {
+            sleeper.waker?.disarm()
+            sleeper.continuation.resume(returning: .clockStepped)
+        }
+        await waitUntilIdle()
+    }
+
+    private func interrupt(_ id: UInt64, with reason: WakeReason) {
+        let sleeper = state.withLock { $0.remove(id) }
+        sleeper?.continuation.resume(returning: reason)
+    }
+}
+
+extension VirtualEngine.State {
+    /// Moves continuous time forward (never back); during a simulated suspend the suspending
+    /// clock stands still.
+    mutating func move(to target: Int64, suspending: Bool) {
+        guard target > continuous else { return }
+        if suspending { suspended += target - continuous }
+        continuous = target
+    }
+}
+
+extension Duration {
+    var virtualNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue
+            .addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+    }
+}
+
+extension Date {
+    var virtualNanoseconds: Int64 {
+        Int64((timeIntervalSince1970 * 1e9).rounded())
+    }
+}
