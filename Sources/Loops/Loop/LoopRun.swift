@@ -189,15 +189,28 @@ extension Loop {
                 state.withLock { $0.nextInstant = slot }
                 let reason = try await engine.sleep(until: deadline, on: engineClock, waker: waker)
                 sleptAlready = true
-                if reason == .deadlineReached {
-                    // The schedule may have changed just before the wake; re-decide then.
-                    let unchanged = state.withLock { $0.scheduleVersion == version && !$0.isStopRequested(id) }
-                    if unchanged {
-                        state.withLock { $0.nextInstant = nextAfterSlot }
-                        return SchedulePosition(basis: .slot(slot), version: version)
-                    }
+                guard reason == .deadlineReached else { continue }
+                // The schedule may have changed just before the wake; re-decide then.
+                let unchanged = state.withLock { $0.scheduleVersion == version && !$0.isStopRequested(id) }
+                // A wake so late that the following slot has passed too (the machine was
+                // suspended, the process stalled) is an overrun: re-decide with the policy. A
+                // wake that is merely late keeps the grid, so timer latency never causes drift.
+                if unchanged, !isDue(nextAfterSlot) {
+                    state.withLock { $0.nextInstant = nextAfterSlot }
+                    return SchedulePosition(basis: .slot(slot), version: version)
                 }
             }
+        }
+    }
+
+    private func isDue(_ instant: LoopState.Instant?) -> Bool {
+        switch instant {
+        case nil:
+            return false
+        case .elapsed(let deadline):
+            return deadline <= clock.engine.now(clock.intervalClock)
+        case .wall(let date):
+            return date.nanosecondsSince1970 <= clock.engine.now(.realtime)
         }
     }
 

@@ -43,7 +43,13 @@ public struct TimeOfDay: Hashable, Sendable, CustomStringConvertible {
             while fraction.hasSuffix("0") { fraction.removeLast() }
             text += "." + fraction
         }
-        return text + "@" + timeZone.identifier
+        return text + "@" + Self.name(of: timeZone)
+    }
+
+    /// The zone's identifier, with Foundation's `GMT` for UTC spelled `UTC`.
+    static func name(of zone: TimeZone) -> String {
+        let utcNames: Set<String> = ["GMT", "UTC", "Etc/UTC", "Etc/GMT", "Etc/Universal", "Etc/Zulu"]
+        return utcNames.contains(zone.identifier) ? "UTC" : zone.identifier
     }
 
     private static func twoDigits(_ value: Int) -> String {

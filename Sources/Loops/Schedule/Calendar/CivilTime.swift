@@ -1,0 +1,98 @@
+/// Proleptic Gregorian date arithmetic on days since 1970-01-01 (no Foundation calendars:
+/// they are slow and normalize out-of-range fields differently from C's `mktime`).
+enum CivilCalendar {
+    /// Days since 1970-01-01 of `year-month-day`; `month` and `day` may be out of range and
+    /// carry over as in `mktime` (month 13 is January of the next year, day 0 the last of the
+    /// previous month).
+    static func days(year: Int, month: Int, day: Int) -> Int {
+        let monthIndex = month - 1
+        let carriedYear = year + floorDivide(monthIndex, 12)
+        let normalizedMonth = monthIndex - floorDivide(monthIndex, 12) * 12 + 1
+        // Howard Hinnant's days_from_civil, with March as the first month of the era's year.
+        let y = normalizedMonth <= 2 ? carriedYear - 1 : carriedYear
+        let era = floorDivide(y, 400)
+        let yearOfEra = y - era * 400
+        let shiftedMonth = normalizedMonth > 2 ? normalizedMonth - 3 : normalizedMonth + 9
+        let dayOfYear = (153 * shiftedMonth + 2) / 5
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468 + (day - 1)
+    }
+
+    /// The date of a day number (inverse of ``days(year:month:day:)``).
+    static func date(fromDays days: Int64) -> (year: Int, month: Int, day: Int) {
+        let z = Int(days) + 719_468
+        let era = floorDivide(z, 146_097)
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    /// 0 = Monday … 6 = Sunday (1970-01-01 was a Thursday).
+    static func weekday(ofDays days: Int) -> Int {
+        let shifted = (days + 3) % 7
+        return shifted < 0 ? shifted + 7 : shifted
+    }
+
+    static func floorDivide(_ a: Int, _ b: Int) -> Int {
+        let quotient = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? quotient - 1 : quotient
+    }
+
+    static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+        let quotient = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? quotient - 1 : quotient
+    }
+}
+
+/// A broken-down local time like C's `struct tm`: fields may be out of range until
+/// normalized, and `daylightSaving` is the `tm_isdst` request (-1 unknown, 0 or 1 forced).
+struct CivilTime: Hashable, Sendable {
+    var year: Int
+    var month: Int
+    var day: Int
+    var hour: Int
+    var minute: Int
+    var second: Int
+    var daylightSaving: Int
+
+    /// The fields of a normalized local time given as seconds since 1970 in local terms.
+    init(localSeconds: Int64, daylightSaving: Int) {
+        let days = CivilCalendar.floorDivide(localSeconds, 86_400)
+        let secondOfDay = Int(localSeconds - days * 86_400)
+        let (year, month, day) = CivilCalendar.date(fromDays: days)
+        self.year = year
+        self.month = month
+        self.day = day
+        hour = secondOfDay / 3600
+        minute = secondOfDay / 60 % 60
+        second = secondOfDay % 60
+        self.daylightSaving = daylightSaving
+    }
+
+    /// The fields as seconds since 1970 in local terms, carrying out-of-range fields over.
+    var localSeconds: Int64 {
+        let days = Int64(CivilCalendar.days(year: year, month: month, day: day))
+        return days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
+    }
+
+    /// Compares the date and time fields (not the DST flag) in calendar order.
+    func precedes(_ other: CivilTime) -> Bool {
+        (year, month, day, hour, minute, second) < (other.year, other.month, other.day, other.hour, other.minute, other.second)
+    }
+
+    func sameFields(as other: CivilTime) -> Bool {
+        (year, month, day, hour, minute, second) == (other.year, other.month, other.day, other.hour, other.minute, other.second)
+    }
+
+    /// Midnight of the same day, as systemd resets the lower fields after a change.
+    mutating func resetTime() {
+        hour = 0
+        minute = 0
+        second = 0
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Loops
+import Synchronization
+import Testing
+
+/// Loops on the real timerfd engine. Every bound leaves ≥ 25 ms of headroom: single wakes on
+/// shared VMs can be 4–18 ms late.
+@Suite("Loops on the real timer core", .serialized)
+struct LoopRealTimerTests {
+    private static func monotonicNow() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+    }
+
+    @Test("a 50 ms loop with count 4 runs on its grid, never early, at most 30 ms late")
+    func gridOnRealTimers() async throws {
+        // Each body records when it started and the instant the loop scheduled the next one at.
+        let samples = Mutex<[(started: Date, next: Date?)]>([])
+        let loop = try Loop(seconds: 0.05, count: 4) { loop in
+            let now = Date()
+            samples.withLock { $0.append((now, loop.nextIteration)) }
+        }
+        let task = try loop.start()
+        await task.value
+        let recorded = samples.withLock { $0 }
+        #expect(recorded.count == 4)
+        #expect(loop.currentLoop == 4)
+        for index in 1..<recorded.count {
+            let scheduled = try #require(recorded[index - 1].next)
+            let lateness = recorded[index].started.timeIntervalSince(scheduled)
+            #expect(lateness >= -0.001, "iteration \(index) ran \(-lateness) s early")
+            #expect(lateness < 0.030, "iteration \(index) ran \(lateness) s late")
+            if let next = recorded[index].next {
+                // No drift: consecutive scheduled instants are exactly one interval apart.
+                #expect(abs(next.timeIntervalSince(scheduled) - 0.05) < 0.001)
+            }
+        }
+    }
+
+    @Test("stop() during a real sleep ends the loop well before the next deadline")
+    func stopDuringRealSleep() async throws {
+        let loop = try Loop(seconds: 10) { _ in }
+        let ended = Mutex<Double?>(nil)
+        loop.afterLoop { _ in ended.withLock { $0 = Self.monotonicNow() } }
+        let task = try loop.start()
+        try await Task.sleep(for: .milliseconds(30))
+        let stopAt = Self.monotonicNow()
+        loop.stop()
+        await task.value
+        let end = try #require(ended.withLock { $0 })
+        #expect(end - stopAt < 0.5)
+        #expect(loop.isRunning == false)
+    }
+
+    @Test("cancel() during a real sleep runs afterLoop with isBeingCancelled")
+    func cancelDuringRealSleep() async throws {
+        let loop = try Loop(seconds: 10) { _ in }
+        let cancelledSeen = Mutex<Bool?>(nil)
+        loop.afterLoop { loop in cancelledSeen.withLock { $0 = loop.isBeingCancelled } }
+        let task = try loop.start()
+        try await Task.sleep(for: .milliseconds(30))
+        loop.cancel()
+        await task.value
+        #expect(cancelledSeen.withLock { $0 } == true)
+    }
+
+    @Test("10,000 loops share one timer descriptor per clock")
+    func tenThousandLoopsOnFewDescriptors() async throws {
+        let descriptorsBefore = openDescriptorCount()
+        let ticks = Counter()
+        var loops: [Loop] = []
+        for _ in 0..<10_000 {
+            let loop = try Loop(seconds: 0.1, count: 2) { _ in ticks.increment() }
+            loops.append(loop)
+        }
+        var tasks: [Task<Void, Never>] = []
+        for loop in loops { tasks.append(try loop.start()) }
+        try await Task.sleep(for: .milliseconds(50))
+        let descriptorsDuring = openDescriptorCount()
+        for task in tasks { await task.value }
+        #expect(ticks.current == 20_000)
+        // The shared engine may have opened its descriptors in an earlier test: at most one
+        // per clock (3) may be new, whatever the number of loops.
+        #expect(descriptorsDuring - descriptorsBefore <= 3, "\(descriptorsDuring - descriptorsBefore) new descriptors")
+    }
+
+    private func openDescriptorCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+}
