@@ -72,12 +72,18 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// ends.
     public func fireDates(from start: Date) -> some Sequence<Date> {
         let first = nextFire(onOrAfter: start)
-        return sequence(first: first) { previous in
-            guard let previous else { return nil }
-            return self.nextFire(after: previous)
+        // For intervals, `start + n·interval` (not repeated addition), so rounding never builds up.
+        let interval = self.interval?.seconds
+        return sequence(state: (previous: first, index: 0)) { position -> Date? in
+            guard let current = position.previous else { return nil }
+            position.index += 1
+            if let interval {
+                position.previous = start.addingTimeInterval(Double(position.index) * interval)
+            } else {
+                position.previous = self.nextFire(after: current)
+            }
+            return current
         }
-        .lazy
-        .compactMap { $0 }
     }
 
     /// The earliest fire instant strictly after `date` (for ``every(_:)``: `date + interval`).

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+
+/// The `loops` tool: inspect schedules (`loops next`) from the command line.
+///
+/// Every bad input — an unknown flag, a missing or conflicting schedule, a value that does not
+/// parse — prints exactly one line on standard error and exits with status 2, so scripts can
+/// tell a usage error from a command's own failure. `--help` prints help and exits 0.
+@main
+struct LoopsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loops",
+        abstract: "Run and inspect background-loop schedules.",
+        subcommands: [Next.self]
+    )
+
+    /// `loops` alone is a usage error like any other (one line, status 2), not a help page.
+    func run() async throws {
+        throw CommandLineError("a subcommand is required: next (see 'loops --help')")
+    }
+
+    /// The exit status for bad input, as for most Unix tools (argument-parser's default is 64).
+    static let usageErrorStatus: Int32 = 2
+
+    /// Parses and runs a command; a bad input becomes one line on stderr and status 2.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exitCode as ExitCode {
+            // A command that reports its own status (for instance a child's exit code).
+            Foundation.exit(exitCode.rawValue)
+        } catch {
+            if exitCode(for: error) == .success {
+                // --help and --version: argument-parser prints them and exits 0.
+                exit(withError: error)
+            }
+            FileHandle.standardError.write(Data((oneLine(for: error) + "\n").utf8))
+            Foundation.exit(usageErrorStatus)
+        }
+    }
+
+    /// `loops: error: <message>` on one line, whatever the error.
+    static func oneLine(for error: any Error) -> String {
+        let message: String
+        if let commandLineError = error as? CommandLineError {
+            message = commandLineError.message
+        } else {
+            message = self.message(for: error)
+        }
+        let text = message
+            .split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+            .joined(separator: " ")
+        let stripped = text.hasPrefix("Error: ") ? String(text.dropFirst("Error: ".count)) : text
+        return "loops: error: " + (stripped.isEmpty ? "invalid arguments" : stripped)
+    }
+}
+
+/// A bad value on the command line; the message names the option and the value.
+struct CommandLineError: Error, CustomStringConvertible {
+    let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    var description: String { message }
+}

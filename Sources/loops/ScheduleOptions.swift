@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Loops
+
+/// The schedule flags shared by the subcommands: exactly one of `--every`, `--times`,
+/// `--calendar` and `--cron` (with an optional `--tz`).
+struct ScheduleOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A relative interval: 500ms, 5s, 1.5m, 1h30m.", valueName: "duration"))
+    var every: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Times of day, comma-separated, HH:MM[:SS[.frac]][@Zone] (UTC by default): 09:00,17:30:15.25@Europe/Berlin.",
+            valueName: "times"
+        )
+    )
+    var times: String?
+
+    @Option(help: ArgumentHelp("A systemd calendar expression (OnCalendar= syntax).", valueName: "expr"))
+    var calendar: String?
+
+    @Option(help: ArgumentHelp("A 5-field cron expression or @daily-style shortcut.", valueName: "expr"))
+    var cron: String?
+
+    @Option(help: ArgumentHelp("The time zone of --cron (default: the system's zone).", valueName: "zone"))
+    var tz: String?
+
+    /// The schedule the flags describe.
+    ///
+    /// - Throws: ``CommandLineError`` naming the flag and the bad value.
+    func makeSchedule() throws -> Schedule {
+        let given = [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
+            .filter { $0.1 != nil }
+        guard given.count == 1, let (flag, value) = given.first.map({ ($0.0, $0.1 ?? "") }) else {
+            if given.isEmpty {
+                throw CommandLineError("a schedule is required: give one of --every, --times, --calendar, --cron")
+            }
+            throw CommandLineError(
+                "give only one schedule, got " + given.map(\.0).joined(separator: " and ")
+            )
+        }
+        if tz != nil, flag != "--cron" {
+            throw CommandLineError("--tz applies to --cron only, not to \(flag)")
+        }
+        var zone: TimeZone?
+        if let tz {
+            guard let named = TimeZone(identifier: tz) else {
+                throw CommandLineError("--tz: unknown time zone '\(tz)'")
+            }
+            zone = named
+        }
+        do {
+            switch flag {
+            case "--every":
+                return .every(try DurationFormat.parse(value))
+            case "--times":
+                return .times(try TimesFormat.parse(value))
+            case "--calendar":
+                return try .calendar(value)
+            default:
+                return try .cron(value, timeZone: zone)
+            }
+        } catch let error as LoopError {
+            throw CommandLineError("\(flag): \(error.message)")
+        } catch let error as CommandLineError {
+            throw CommandLineError("\(flag): \(error.message)")
+        }
+    }
+}

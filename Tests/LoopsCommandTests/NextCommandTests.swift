@@ -1,0 +1,235 @@
+import Foundation
+import Testing
+
+/// What a run of a program printed and how it ended.
+private struct Outcome {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+}
+
+/// The built `loops` executable: `LOOPS_BINARY` if set, else next to the test bundle (SwiftPM puts
+/// products and the test bundle in the same directory), found from several starting points so the
+/// lookup does not depend on how the test runner was started.
+private func loopsBinary() throws -> URL {
+    let fileManager = FileManager.default
+    if let explicit = ProcessInfo.processInfo.environment["LOOPS_BINARY"] {
+        return URL(fileURLWithPath: explicit)
+    }
+    var directories: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+    if let executable = Bundle.main.executableURL {
+        directories.append(executable.deletingLastPathComponent())
+    }
+    if let first = CommandLine.arguments.first {
+        directories.append(URL(fileURLWithPath: first).deletingLastPathComponent())
+    }
+    if let exe = try? fileManager.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        let directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // On Linux the test binary may sit inside `<name>.xctest`, next to the products.
+        directories += [directory, directory.deletingLastPathComponent()]
+    }
+    for directory in directories {
+        let candidate = directory.appendingPathComponent("loops")
+        var isDirectory: ObjCBool = false
+        if fileManager.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            fileManager.isExecutableFile(atPath: candidate.path)
+        {
+            return candidate
+        }
+    }
+    throw BinaryNotFound(searched: directories.map(\.path))
+}
+
+private struct BinaryNotFound: Error, CustomStringConvertible {
+    let searched: [String]
+    var description: String { "the loops executable was not found in \(searched); build it or set LOOPS_BINARY" }
+}
+
+/// Runs a program to completion with output captured in temporary files (no pipe can fill up).
+private func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
+    let directory = FileManager.default.temporaryDirectory
+        .appendingPathComponent("loops-next-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let outURL = directory.appendingPathComponent("stdout")
+    let errURL = directory.appendingPathComponent("stderr")
+    guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    else { throw CocoaError(.fileWriteUnknown) }
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    defer {
+        try? out.close()
+        try? err.close()
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return Outcome(
+        status: process.terminationStatus,
+        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+    )
+}
+
+private func loops(_ arguments: String..., environment: [String: String] = [:]) throws -> Outcome {
+    try run(try loopsBinary(), arguments, environment: environment)
+}
+
+/// Unix seconds → `YYYY-MM-DDTHH:MM:SS.ffffffZ` through Foundation's calendar, independently
+/// of the tool's own formatter.
+private func isoUTC(_ unixSeconds: Double) -> String {
+    let date = Date(timeIntervalSince1970: unixSeconds.rounded(.down))
+    var calendar = Calendar(identifier: .gregorian)
+    calendar.timeZone = TimeZone(identifier: "UTC")!
+    let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+    let micros = Int(((unixSeconds - unixSeconds.rounded(.down)) * 1e6).rounded())
+    return String(
+        format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, micros
+    )
+}
+
+@Suite("loops next")
+struct NextCommandTests {
+    @Test func everyIsStartPlusMultiplesOfTheInterval() throws {
+        let base = 1_774_742_400.0  // 2026-03-29T00:00:00Z
+        let outcome = try loops("next", "--every", "1h30m", "--from", "2026-03-29T00:00:00Z", "--count", "4")
+        #expect(outcome.status == 0)
+        #expect(outcome.stderr.isEmpty)
+        #expect(outcome.lines == (0..<4).map { isoUTC(base + Double($0) * 5400) })
+
+        let fractional = try loops("next", "--every", "250ms", "--from", "2026-01-01T00:00:00.5+01:00", "--count", "5")
+        let start = 1_767_222_000.5  // 2025-12-31T23:00:00.5Z
+        #expect(fractional.lines == (0..<5).map { isoUTC(start + Double($0) * 0.25) })
+
+        let decimal = try loops("next", "--every", "1.5m", "--from", "2026-06-01T12:00:00-04:00", "--count", "3")
+        let noonNewYork = 1_780_329_600.0  // 2026-06-01T16:00:00Z
+        #expect(decimal.lines == (0..<3).map { isoUTC(noonNewYork + Double($0) * 90) })
+    }
+
+    @Test func countDefaultsToTenAndFromDefaultsToNow() throws {
+        let before = Date().timeIntervalSince1970
+        let outcome = try loops("next", "--every", "1s")
+        #expect(outcome.status == 0)
+        #expect(outcome.lines.count == 10)
+        // The first instant is "now" as the tool saw it: between our clock readings.
+        let after = Date().timeIntervalSince1970
+        let first = try #require(outcome.lines.first)
+        #expect(first >= isoUTC(before - 0.000_001) && first <= isoUTC(after + 0.000_001))
+    }
+
+    @Test func timesAcrossTheBerlinSpringForward() throws {
+        let outcome = try loops(
+            "next", "--times", "09:00,17:30:15.25@Europe/Berlin,02:30@Europe/Berlin", "--from", "2026-03-28T00:00:00Z",
+            "--count", "6"
+        )
+        #expect(outcome.status == 0)
+        #expect(outcome.lines == [
+            "2026-03-28T01:30:00.000000Z",  // 02:30 CET
+            "2026-03-28T09:00:00.000000Z",
+            "2026-03-28T16:30:15.250000Z",  // 17:30:15.25 CET
+            "2026-03-29T01:30:00.000000Z",  // 02:30 does not exist: 03:30 CEST
+            "2026-03-29T09:00:00.000000Z",
+            "2026-03-29T15:30:15.250000Z",  // 17:30:15.25 CEST
+        ])
+    }
+
+    @Test func cronWithAZoneAndAnEndlessOrEmptySchedule() throws {
+        let gap = try loops("next", "--cron", "30 2 * * *", "--tz", "Europe/Berlin", "--from", "2026-03-28T12:00:00Z", "--count", "2")
+        #expect(gap.lines == ["2026-03-29T01:00:00.000000Z", "2026-03-30T00:30:00.000000Z"])
+        let weekdays = try loops("next", "--cron", "0 9 * * mon-fri", "--tz", "UTC", "--from", "2026-11-27T10:00:00Z", "--count", "2")
+        #expect(weekdays.lines == ["2026-11-30T09:00:00.000000Z", "2026-12-01T09:00:00.000000Z"])
+        // No 31 February: the schedule has no instants, so no lines and success.
+        let never = try loops("next", "--cron", "0 0 31 2 *", "--count", "3")
+        #expect(never.status == 0 && never.stdout.isEmpty && never.stderr.isEmpty)
+        // The system zone comes from TZ when --tz is absent.
+        let local = try loops("next", "--cron", "@daily", "--from", "2026-07-01T12:00:00Z", "--count", "1",
+            environment: ["TZ": "Asia/Kolkata"])
+        #expect(local.lines == ["2026-07-01T18:30:00.000000Z"])
+    }
+
+    /// `--calendar` agrees with `systemd-analyze calendar` for the same base time and zone.
+    @Test(arguments: [
+        ("Mon..Fri *-*-* 09:00", "UTC"),
+        ("*-*-* 02:30", "Europe/Berlin"),
+        ("*-*-1,15 12:00:00", "America/New_York"),
+        ("Sat *-*-* 00/6:15", "UTC"),
+    ])
+    func calendarMatchesSystemd(expression: String, zone: String) throws {
+        let base: Int64 = 1_774_650_007  // 2026-03-27T22:20:07Z, just before Berlin's spring-forward
+        let systemd = try run(
+            URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
+            ["calendar", "--iterations=8", "--base-time=@\(base)", expression],
+            environment: ["TZ": zone]
+        )
+        try #require(systemd.status == 0, "systemd-analyze: \(systemd.stderr)")
+        let utcLines = systemd.lines.filter { $0.contains("(in UTC):") }
+        let chosen = utcLines.isEmpty
+            ? systemd.lines.filter { $0.contains("Next elapse:") || $0.contains("Iter. #") }
+            : utcLines
+        // "    Next elapse: Mon 2026-11-30 09:00:00 UTC" → "2026-11-30T09:00:00.000000Z"
+        let expected = chosen.map { line -> String in
+            let words = line.split(separator: " ")
+            let date = words[words.count - 3]
+            let time = words[words.count - 2]
+            return "\(date)T\(time).000000Z"
+        }
+        #expect(expected.count == 8)
+        let outcome = try loops(
+            "next", "--calendar", expression, "--from", isoUTC(Double(base)), "--count", "8",
+            environment: ["TZ": zone]
+        )
+        #expect(outcome.stderr.isEmpty)
+        #expect(outcome.lines == expected, "\(expression) in \(zone)")
+    }
+
+    /// Each bad input prints one line on stderr naming the bad part, nothing on stdout, status 2.
+    @Test(arguments: [
+        (["next"], "--every"),
+        (["next", "--every", "5s", "--cron", "@daily"], "--cron"),
+        (["next", "--every", "5x"], "5x"),
+        (["next", "--every=-5s"], "-5s"),
+        (["next", "--every", "5"], "'5'"),
+        (["next", "--times", "25:00"], "25"),
+        (["next", "--times", "09:00@Mars/Olympus"], "Mars/Olympus"),
+        (["next", "--times", "9:00,"], "--times"),
+        (["next", "--cron", "61 * * * *"], "61"),
+        (["next", "--cron", "@reboot"], "@reboot"),
+        (["next", "--cron", "@daily", "--tz", "Nowhere/City"], "Nowhere/City"),
+        (["next", "--tz", "UTC", "--every", "5s"], "--tz"),
+        (["next", "--every", "5s", "--count", "0"], "--count"),
+        (["next", "--every", "5s", "--count", "abc"], "abc"),
+        (["next", "--every", "5s", "--from", "yesterday"], "yesterday"),
+        (["next", "--every", "5s", "--from", "2026-02-30T00:00:00Z"], "2026-02-30"),
+        (["next", "--every", "5s", "--from", "2026-03-01T00:00:00"], "2026-03-01T00:00:00"),
+        (["next", "--bogus"], "--bogus"),
+        (["next", "--every", "5s", "extra"], "extra"),
+        (["frobnicate"], "frobnicate"),
+        ([], "subcommand"),
+        (["next", "--calendar", "not a calendar"], "--calendar"),
+    ])
+    func badInputIsOneLineAndStatusTwo(arguments: [String], named part: String) throws {
+        let outcome = try run(try loopsBinary(), arguments)
+        #expect(outcome.status == 2, "\(arguments)")
+        #expect(outcome.stdout.isEmpty, "\(arguments)")
+        let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 2 && lines[1].isEmpty, "\(arguments): \(outcome.stderr)")
+        #expect(outcome.stderr.contains(part), "\(arguments): \(outcome.stderr)")
+    }
+
+    @Test func helpIsNotAnError() throws {
+        let outcome = try loops("next", "--help")
+        #expect(outcome.status == 0)
+        #expect(outcome.stdout.contains("--every"))
+    }
+}
