@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -88,7 +89,11 @@ int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error) {
     injected[injected_count].error = error;
     injected_count++;
     pthread_mutex_unlock(&injected_lock);
-    return cloops_timer_arm(fd, clock, 1);
+    int result = cloops_timer_arm(fd, clock, 1);
+    // Nothing will wake a reader of a timer that could not be armed: do not leave the error
+    // behind to surprise a later read (or a later descriptor with the same number).
+    if (result != 0) (void)take_injected_error(fd);
+    return result;
 }
 
 int cloops_timer_read(int fd, uint64_t *out_expirations) {
@@ -115,6 +120,9 @@ int cloops_timer_read(int fd, uint64_t *out_expirations) {
 }
 
 int cloops_close(int fd) {
+    // Drop a pending injected error on this fd: the number will be reused by the next open,
+    // and a stale injection must not fire on an unrelated descriptor.
+    (void)take_injected_error(fd);
     if (close(fd) != 0 && errno != EINTR) return errno;
     return 0;
 }
@@ -177,4 +185,12 @@ int cloops_eventfd_drain(int fd) {
         if (n < 0) return errno;
         return EIO;
     }
+}
+
+const char *cloops_errno_name(int error) {
+    return strerrorname_np(error);
+}
+
+const char *cloops_errno_description(int error) {
+    return strerrordesc_np(error);
 }

@@ -67,6 +67,14 @@ int cloops_eventfd_signal(int fd);
 /// read(2) of an eventfd's counter (EAGAIN when zero), retried on EINTR.
 int cloops_eventfd_drain(int fd);
 
+/// The symbolic name of an errno value ("EINVAL"), or NULL when the C library does not know it.
+/// Thread-safe (strerrorname_np), unlike strerror(3).
+const char *cloops_errno_name(int error);
+
+/// The description of an errno value ("Invalid argument"), or NULL when unknown.
+/// Thread-safe (strerrordesc_np), unlike strerror(3).
+const char *cloops_errno_description(int error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,24 +1,129 @@
-import CLoopsCore
+import Dispatch
+import Synchronization
 
-/// The process-wide engine on the C timer core.
-// PLACEHOLDER: being written (one timerfd per clock, deadline heap, DispatchSourceRead).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The engine on the kernel's clocks: one timerfd per clock, however many sleepers there are.
+///
+/// Each clock gets a ``ClockTimer`` (deadline heap + timerfd armed at the earliest deadline)
+/// the first time something sleeps on it, and a `DispatchSourceRead` on the engine's serial
+/// queue that hands readable events to the timer and resumes the sleepers it releases. Bodies
+/// run on whatever executor their task uses; the queue only does the bookkeeping of a wake.
+///
+/// ``shared`` serves every loop of the process. Separate instances exist for tests; one
+/// releases its descriptors and sources when it is deinitialised.
 package final class SystemEngine: LoopEngine {
+    /// The engine of the process.
     package static let shared = SystemEngine()
 
+    /// A clock's timer and the Dispatch source that reads its fd. Only touched under `readers`'
+    /// lock; the Sendable timer is what leaves it.
+    private struct Reader {
+        let timer: ClockTimer
+        let source: any DispatchSourceRead
+    }
+
+    private let queue: DispatchQueue
+    private let readers = Mutex<[EngineClock: Reader]>([:])
+    private let minimumWakeSpacing: Int64
+
+    /// Creates an engine with no descriptors yet; they are opened on first use per clock.
+    ///
+    /// - Parameter minimumWakeSpacing: nanoseconds; see ``ClockTimer/minimumWakeSpacing``.
+    package init(minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing) {
+        self.queue = DispatchQueue(label: "swift-loops.system-engine")
+        self.minimumWakeSpacing = minimumWakeSpacing
+    }
+
+    deinit {
+        // Dispatch must stop watching an fd before it is closed, so the close happens in the
+        // cancel handler, not here. `cancel()` does not block, so holding the lock is harmless.
+        readers.withLock { readers in
+            for reader in readers.values { reader.source.cancel() }
+            readers.removeAll()
+        }
+    }
+
+    /// The current time on `clock`, in nanoseconds.
     package func now(_ clock: EngineClock) -> Int64 {
-        var ns: Int64 = 0
-        _ = cloops_clock_now(cloops_clock(UInt32(clock.rawValue)), &ns)
-        return ns
+        TimerCore.now(clock)
     }
 
-    package func sleep(until deadline: Int64, on clock: EngineClock) async throws -> WakeReason {
-        let delay = deadline - now(clock)
-        if delay > 0 { try await Task.sleep(nanoseconds: UInt64(delay)) }
+    /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
+    /// ``LoopEngine``).
+    package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
         try Task.checkCancellation()
-        return .deadlineReached
+        // Skip the timer lookup (and fd creation) for deadlines already reached, e.g. interval 0.
+        if deadline <= now(clock) { return .deadlineReached }
+        return try await timer(for: clock).sleep(until: deadline, waker: waker)
     }
 
+    /// Nothing to do: the system engine does not track loops, only sleepers.
     package func loopDidActivate() {}
+
+    /// Nothing to do: the system engine does not track loops, only sleepers.
     package func loopDidDeactivate() {}
+
+    /// Runs `operation` directly: only virtual time needs to know who participates.
     package func participate(_ operation: () async -> Void) async { await operation() }
+
+    // MARK: - Introspection and test hooks
+
+    /// The number of timerfds this engine holds open (at most one per clock).
+    package var openTimerDescriptorCount: Int {
+        readers.withLock { $0.count }
+    }
+
+    /// The timerfd of `clock`, or nil if nothing slept on that clock yet.
+    package func timerDescriptor(for clock: EngineClock) -> Int32? {
+        readers.withLock { $0[clock]?.timer.descriptor }
+    }
+
+    /// The number of tasks suspended on `clock`.
+    package func sleeperCount(on clock: EngineClock) -> Int {
+        readers.withLock { $0[clock]?.timer }?.sleeperCount ?? 0
+    }
+
+    /// The deadline `clock`'s timerfd is armed at, nil when disarmed or not yet created.
+    package func armedDeadline(on clock: EngineClock) -> Int64? {
+        readers.withLock { $0[clock]?.timer }?.armedDeadline
+    }
+
+    /// How many steps of the wall clock the engine has handled (ECANCELED on the realtime fd).
+    package var wallClockStepCount: Int {
+        readers.withLock { $0[.realtime]?.timer }?.clockStepCount ?? 0
+    }
+
+    /// Makes the realtime timerfd report ECANCELED, exactly as when the wall clock is set, so
+    /// the clock-step path runs without touching the machine's clock. Opens the fd if needed.
+    package func simulateWallClockStep() throws(LoopError) {
+        try timer(for: .realtime).injectReadError(errno: ECANCELED)
+    }
+
+    /// Makes the next read of `clock`'s timerfd fail with `code` (and wakes its reader).
+    package func injectReadError(on clock: EngineClock, errno code: Int32) throws(LoopError) {
+        try timer(for: clock).injectReadError(errno: code)
+    }
+
+    // MARK: - Readers
+
+    /// The timer of `clock`, created with its fd and Dispatch source on first use.
+    private func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
+        try readers.withLock { (readers: inout [EngineClock: Reader]) throws(LoopError) -> ClockTimer in
+            if let reader = readers[clock] { return reader.timer }
+            let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
+            let source = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
+            // The handlers hold the timer, never the engine, so that a non-shared engine can
+            // be deinitialised while its sources still exist.
+            source.setEventHandler { timer.handleReadable().resume() }
+            source.setCancelHandler { timer.close() }
+            source.activate()
+            readers[clock] = Reader(timer: timer, source: source)
+            return timer
+        }
+    }
 }

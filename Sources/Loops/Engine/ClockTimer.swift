@@ -1,0 +1,298 @@
+import Synchronization
+
+/// The sleepers of one clock and the one timerfd that wakes them.
+///
+/// This type owns the deadline heap and the arming of the fd, and knows nothing about who
+/// waits for the fd to become readable: ``SystemEngine`` does it with a `DispatchSourceRead`,
+/// a precision mode can do it from an `epoll_wait` thread. Either reader calls
+/// ``handleReadable()`` and then resumes the returned ``WakeBatch`` — outside the lock, as
+/// everything that resumes continuations here does (the shape of swift-service-lifecycle's
+/// `UnixSignalsSequence`: the locked state returns an action, the caller performs it).
+///
+/// The timerfd is armed at the earliest deadline only, and re-armed only when that earliest
+/// deadline changes, so n sleepers cost one fd and at most one wakeup per distinct deadline.
+package final class ClockTimer: Sendable {
+    /// What a suspended sleeper is resumed with.
+    package typealias Continuation = UnsafeContinuation<WakeReason, any Error>
+
+    /// A suspended task in the heap: 16 bytes.
+    package struct Sleeper: Sendable {
+        /// Resumes the task.
+        let continuation: Continuation
+        /// The waker armed for this sleep, disarmed before any resume other than its own.
+        let waker: Waker?
+
+        /// Disarms the waker (so a later `wake()` stays pending for the next sleep instead of
+        /// being swallowed by this finished one), then resumes.
+        func resume(with result: Result<WakeReason, any Error>) {
+            waker?.disarm()
+            continuation.resume(with: result)
+        }
+    }
+
+    private typealias Handle = DeadlineHeap<Sleeper>.Handle
+
+    /// The sleepers one wake (or one failure) releases, to be resumed outside the lock.
+    package struct WakeBatch: Sendable {
+        /// Sleepers whose deadline was reached.
+        package var reached: [Sleeper] = []
+        /// `.realtime` sleepers woken because the wall clock was set.
+        package var stepped: [Sleeper] = []
+        /// Sleepers that cannot be woken reliably any more, and why.
+        package var failed: [Sleeper] = []
+        /// The error `failed` sleepers are resumed with.
+        package var failure: LoopError?
+
+        /// Whether the batch resumes nobody.
+        package var isEmpty: Bool { reached.isEmpty && stepped.isEmpty && failed.isEmpty }
+
+        /// The number of sleepers the batch resumes.
+        package var count: Int { reached.count + stepped.count + failed.count }
+
+        /// Resumes every sleeper of the batch. Call it without holding any lock.
+        package func resume() {
+            for sleeper in reached { sleeper.resume(with: .success(.deadlineReached)) }
+            for sleeper in stepped { sleeper.resume(with: .success(.clockStepped)) }
+            if !failed.isEmpty {
+                let error = failure ?? LoopError(.systemTimer, "the system timer failed")
+                for sleeper in failed { sleeper.resume(with: .failure(error)) }
+            }
+        }
+    }
+
+    /// What the fd is armed at, mirrored so that it is re-armed only when the earliest
+    /// deadline changes.
+    private enum Arming {
+        case disarmed
+        case armed(Int64)
+        /// Armed in the past by fault injection: a wake is due, and that wake re-arms. Arming
+        /// now would overwrite the injected immediate expiration with a later one.
+        case firing
+        /// After ECANCELED or an error: arm afresh whatever the heap holds.
+        case unknown
+    }
+
+    private struct State: ~Copyable {
+        var heap = DeadlineHeap<Sleeper>()
+        var arming = Arming.disarmed
+        /// Set once the fd is closed: later sleeps fail instead of touching a reused number.
+        var closed = false
+        /// How many times the kernel reported a step of the wall clock (ECANCELED).
+        var clockSteps = 0
+        /// When the fd was last handled; the next arm is at least `minimumWakeSpacing` later.
+        var lastWake = Int64.min
+    }
+
+    /// The clock the fd counts on.
+    package let clock: EngineClock
+    /// The timerfd. Readers register it with their poller; only this type reads and arms it,
+    /// and ``close()`` closes it.
+    package let descriptor: Int32
+    /// The shortest time between two wakes of the fd, in nanoseconds.
+    ///
+    /// With many sleepers whose deadlines are microseconds apart (100,000 loops spread over a
+    /// second), one wake per deadline costs a kernel round trip and a thread wakeup each; the
+    /// spacing batches the deadlines of such a stretch into one wake, at the price of at most
+    /// this much extra lateness. Deadlines further apart than the spacing (any single loop)
+    /// are not affected. A deadline is never woken early either way.
+    package let minimumWakeSpacing: Int64
+    private let state: Mutex<State>
+
+    /// The default ``minimumWakeSpacing``: 250 µs.
+    package static let defaultWakeSpacing: Int64 = 250_000
+
+    /// Creates the timerfd of `clock`.
+    package init(clock: EngineClock, minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing) throws(LoopError) {
+        self.clock = clock
+        self.minimumWakeSpacing = max(0, minimumWakeSpacing)
+        self.descriptor = try TimerCore.create(clock)
+        self.state = Mutex(State())
+    }
+
+    /// The current time on this clock, in nanoseconds.
+    package var now: Int64 { TimerCore.now(clock) }
+
+    /// The number of suspended sleepers.
+    package var sleeperCount: Int { state.withLock { $0.heap.count } }
+
+    /// How many steps of the wall clock this timer has handled (for tests).
+    package var clockStepCount: Int { state.withLock { $0.clockSteps } }
+
+    /// The deadline the fd is armed at, nil when disarmed (for tests).
+    package var armedDeadline: Int64? {
+        state.withLock { state in
+            if case .armed(let deadline) = state.arming { return deadline }
+            return nil
+        }
+    }
+
+    /// Suspends the calling task until `deadline` on this clock, or until `waker` is woken.
+    ///
+    /// Returns at once, without suspending, when the deadline has already been reached;
+    /// returns `.interrupted` at once when `waker` has a wake pending; throws
+    /// `CancellationError` at once when the task is already cancelled.
+    package func sleep(until deadline: Int64, waker: Waker? = nil) async throws -> WakeReason {
+        try Task.checkCancellation()
+        if deadline <= now { return .deadlineReached }
+        let handle = state.withLock { $0.heap.reserve() }
+        if let waker, !waker.arm({ [self] in interrupt(handle) }) {
+            state.withLock { _ = $0.heap.remove(handle) }
+            return .interrupted
+        }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: Continuation) in
+                enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
+            }
+        } onCancel: {
+            remove(handle, resumingWith: .failure(CancellationError()))
+        }
+    }
+
+    /// Inserts a sleeper and arms the fd if it is now the earliest.
+    private func enqueue(_ sleeper: Sleeper, until deadline: Int64, at handle: Handle) {
+        let result: Result<WakeReason, any Error>? = state.withLock { state in
+            // The cancellation handler may have run before this point (it runs at once when the
+            // task is cancelled while entering `withTaskCancellationHandler`) and then found no
+            // entry to remove. The task's flag is set before the handler runs, and this check
+            // and the handler both hold the lock, so one of the two always sees the other.
+            if Task.isCancelled {
+                state.heap.remove(handle)
+                return .failure(CancellationError())
+            }
+            if state.closed {
+                state.heap.remove(handle)
+                return .failure(Self.closedError(clock))
+            }
+            // The waker's action gives the reservation back when it runs before this point, so
+            // a failed insert means the sleep was interrupted before it began.
+            guard state.heap.insert(deadline: deadline, payload: sleeper, at: handle) else {
+                return .success(.interrupted)
+            }
+            do throws(LoopError) {
+                try syncArm(&state)
+            } catch {
+                state.heap.remove(handle)
+                return .failure(error)
+            }
+            return nil
+        }
+        if let result { sleeper.resume(with: result) }
+    }
+
+    /// The waker's action: ends the sleep of `handle` with `.interrupted`.
+    private func interrupt(_ handle: Handle) {
+        remove(handle, resumingWith: .success(.interrupted))
+    }
+
+    /// Removes a sleeper (cancelled or interrupted) and resumes it with `result`, unless a wake
+    /// already popped it: then that wake resumes it, so the sleeper resumes exactly once.
+    private func remove(_ handle: Handle, resumingWith result: Result<WakeReason, any Error>) {
+        let sleeper: Sleeper? = state.withLock { state in
+            let removed = state.heap.remove(handle)
+            if removed != nil {
+                // A failed re-arm only costs an early wake that re-arms again; the removed
+                // sleeper must not see a timer error.
+                try? syncArm(&state)
+            }
+            return removed
+        }
+        sleeper?.resume(with: result)
+    }
+
+    /// Handles a readable fd: reads it, releases every sleeper whose deadline has passed (all
+    /// of them with `.clockStepped` when the wall clock was set), and re-arms at the new
+    /// earliest deadline. Resume the returned batch outside any lock.
+    package func handleReadable() -> WakeBatch {
+        state.withLock { state in
+            var batch = WakeBatch()
+            guard !state.closed else { return batch }
+            let now = now
+            state.lastWake = now
+            // Reading under the lock keeps read, pop and re-arm atomic with respect to arms by
+            // new sleepers (and to fault injection), so the mirror `arming` stays exact.
+            switch TimerCore.read(descriptor, clock) {
+            case .expired:
+                // A one-shot timer that expired is disarmed.
+                state.arming = .disarmed
+                state.heap.popAll(dueAt: now, into: &batch.reached)
+            case .notExpired:
+                if case .firing = state.arming { state.arming = .unknown }
+                state.heap.popAll(dueAt: now, into: &batch.reached)
+            case .clockStepped:
+                // Every wall-clock deadline was computed from the old time: wake them all so
+                // their owners recompute. The kernel state after ECANCELED is not worth
+                // mirroring; forget it and arm afresh.
+                state.arming = .unknown
+                state.clockSteps += 1
+                state.heap.removeAll(into: &batch.stepped)
+            case .failed(let error):
+                // The fd no longer tells us when to wake: fail the sleepers (their loops report
+                // the error) rather than leave them asleep forever.
+                state.arming = .unknown
+                state.heap.removeAll(into: &batch.failed)
+                batch.failure = error
+            }
+            do throws(LoopError) {
+                try syncArm(&state)
+            } catch {
+                state.heap.removeAll(into: &batch.failed)
+                batch.failure = batch.failure ?? error
+            }
+            return batch
+        }
+    }
+
+    /// Test hook: the next read fails with `code` and the fd fires at once, as if the kernel
+    /// had reported it (ECANCELED simulates a step of the wall clock).
+    package func injectReadError(errno code: Int32) throws(LoopError) {
+        try state.withLock { (state: inout State) throws(LoopError) in
+            guard !state.closed else { throw Self.closedError(clock) }
+            try TimerCore.injectReadError(descriptor, clock, errno: code)
+            state.arming = .firing
+        }
+    }
+
+    /// Closes the fd and fails any sleeper still waiting. Call it once the reader no longer
+    /// watches the fd (for Dispatch: from the source's cancel handler).
+    package func close() {
+        let batch: WakeBatch = state.withLock { state in
+            var batch = WakeBatch()
+            guard !state.closed else { return batch }
+            state.closed = true
+            state.arming = .disarmed
+            TimerCore.close(descriptor)
+            state.heap.removeAll(into: &batch.failed)
+            batch.failure = Self.closedError(clock)
+            return batch
+        }
+        batch.resume()
+    }
+
+    /// Arms the fd at the earliest deadline, or disarms it when nobody sleeps, unless it is
+    /// armed there already.
+    ///
+    /// Called with the lock held, deliberately: two threads that each computed a new earliest
+    /// deadline and then called timerfd_settime outside the lock could apply their arms in the
+    /// opposite order, leaving the fd armed at the later deadline and the earlier sleeper late.
+    private func syncArm(_ state: inout State) throws(LoopError) {
+        // A pure function of the heap and `lastWake`, so that calling this again without a
+        // change computes the same target and does not re-arm.
+        let target = state.heap.minimumDeadline.map { max($0, state.lastWake &+ minimumWakeSpacing) }
+        switch (state.arming, target) {
+        case (.firing, _), (.disarmed, nil):
+            return
+        case (.armed(let armed), .some(let target)) where armed == target:
+            return
+        case (_, .some(let target)):
+            try TimerCore.arm(descriptor, clock, at: target)
+            state.arming = .armed(target)
+        case (_, nil):
+            try TimerCore.disarm(descriptor, clock)
+            state.arming = .disarmed
+        }
+    }
+
+    private static func closedError(_ clock: EngineClock) -> LoopError {
+        LoopError(.systemTimer, "the timer of \(TimerCore.kernelName(clock)) was closed")
+    }
+}

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CLoopsCore
+
+/// The Swift face of the C timer core: the same calls, with errno values turned into
+/// ``LoopError``s whose message names the failed call, the clock and the errno
+/// ("timerfd_settime(CLOCK_REALTIME) failed: EINVAL (Invalid argument)").
+///
+/// It keeps no state; ``ClockTimer`` owns the descriptors and decides when to call what.
+package enum TimerCore {
+    /// What one read of a timerfd found.
+    package enum ReadOutcome: Sendable, Equatable {
+        /// The timer expired this many times since the last read (one-shot timers: 1).
+        case expired(UInt64)
+        /// Nothing to read: the fd was readable for a moment only, or another reader was first.
+        case notExpired
+        /// The wall clock was set while a `.realtime` timer was armed (ECANCELED).
+        case clockStepped
+        /// Any other failure.
+        case failed(LoopError)
+    }
+
+    /// The C core's name for `clock`.
+    static func coreClock(_ clock: EngineClock) -> cloops_clock {
+        switch clock {
+        case .continuous: CLOOPS_CLOCK_BOOTTIME
+        case .suspending: CLOOPS_CLOCK_MONOTONIC
+        case .realtime: CLOOPS_CLOCK_REALTIME
+        }
+    }
+
+    /// The kernel's name for `clock`, used in error messages.
+    package static func kernelName(_ clock: EngineClock) -> String {
+        switch clock {
+        case .continuous: "CLOCK_BOOTTIME"
+        case .suspending: "CLOCK_MONOTONIC"
+        case .realtime: "CLOCK_REALTIME"
+        }
+    }
+
+    /// "EINVAL (Invalid argument)", or "errno 4242" for a value the C library does not know.
+    package static func describe(errno code: Int32) -> String {
+        guard let name = cloops_errno_name(code) else { return "errno \(code)" }
+        guard let text = cloops_errno_description(code) else { return String(cString: name) }
+        return "\(String(cString: name)) (\(String(cString: text)))"
+    }
+
+    /// The error for a failed `call` (e.g. "timerfd_settime(CLOCK_BOOTTIME)").
+    package static func error(_ call: String, errno code: Int32) -> LoopError {
+        LoopError(.systemTimer, "\(call) failed: \(describe(errno: code))")
+    }
+
+    /// clock_gettime on `clock`, in nanoseconds.
+    ///
+    /// The three clocks always exist on Linux ≥ 2.6.39, so the call cannot fail for them;
+    /// should it fail anyway, 0 is returned, which makes every deadline look far in the future
+    /// for monotonic clocks and is re-checked at the next wake — never a crash.
+    package static func now(_ clock: EngineClock) -> Int64 {
+        var nanoseconds: Int64 = 0
+        _ = cloops_clock_now(coreClock(clock), &nanoseconds)
+        return nanoseconds
+    }
+
+    /// A new non-blocking, close-on-exec timerfd on `clock`.
+    package static func create(_ clock: EngineClock) throws(LoopError) -> Int32 {
+        var fd: Int32 = -1
+        let code = cloops_timer_create(coreClock(clock), &fd)
+        guard code == 0 else { throw error("timerfd_create(\(kernelName(clock)))", errno: code) }
+        return fd
+    }
+
+    /// Arms `fd` one-shot at the absolute `deadline` on `clock` (cancel-on-set for `.realtime`).
+    package static func arm(_ fd: Int32, _ clock: EngineClock, at deadline: Int64) throws(LoopError) {
+        let code = cloops_timer_arm(fd, coreClock(clock), deadline)
+        guard code == 0 else { throw error("timerfd_settime(\(kernelName(clock)))", errno: code) }
+    }
+
+    /// Stops `fd` from expiring.
+    package static func disarm(_ fd: Int32, _ clock: EngineClock) throws(LoopError) {
+        let code = cloops_timer_disarm(fd)
+        guard code == 0 else { throw error("timerfd_settime(\(kernelName(clock)))", errno: code) }
+    }
+
+    /// Reads the expiration count of `fd`.
+    package static func read(_ fd: Int32, _ clock: EngineClock) -> ReadOutcome {
+        var expirations: UInt64 = 0
+        let code = cloops_timer_read(fd, &expirations)
+        switch code {
+        case 0: return .expired(expirations)
+        case EAGAIN: return .notExpired
+        case ECANCELED where clock == .realtime: return .clockStepped
+        default: return .failed(error("read(timerfd \(kernelName(clock)))", errno: code))
+        }
+    }
+
+    /// Closes `fd`. A failing close is reported but leaves nothing to undo: Linux releases the
+    /// descriptor in every case.
+    @discardableResult
+    package static func close(_ fd: Int32) -> LoopError? {
+        let code = cloops_close(fd)
+        return code == 0 ? nil : error("close(timerfd)", errno: code)
+    }
+
+    /// Test hook: the next read of `fd` fails with `code`, and `fd` is armed to fire at once so
+    /// that its reader wakes up.
+    package static func injectReadError(_ fd: Int32, _ clock: EngineClock, errno code: Int32) throws(LoopError) {
+        let result = cloops_fault_inject_read_error(fd, coreClock(clock), code)
+        guard result == 0 else { throw error("cloops_fault_inject_read_error(\(kernelName(clock)))", errno: result) }
+    }
+}
