@@ -18,7 +18,7 @@ demo: system-packages
 ## The whole test suite (virtual-time semantics, real-timer integration, parsers, CLI).
 test: system-packages
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 clean:
 	rm -rf .build
