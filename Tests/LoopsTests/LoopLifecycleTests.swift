@@ -291,6 +291,38 @@ struct LoopLifecycleTests {
         #expect(loop.failed == false)
     }
 
+    @Test("cancel() ends a loop driven by run(): run() throws CancellationError after afterLoop")
+    func cancelEndsRun() async throws {
+        let clock = VirtualClock()
+        let log = EventLog(clock)
+        let loop = try Loop(seconds: 5, clock: clock.loopClock) { _ in log.record("body") }
+        loop.afterLoop { loop in log.record("after cancelled=\(loop.isBeingCancelled)") }
+        let runner = Task { try await loop.run() }
+        await waitUntilRunning(loop)
+        await clock.advance(by: .seconds(6))
+        loop.cancel()
+        await #expect(throws: CancellationError.self) { try await runner.value }
+        #expect(log.events == ["body@0", "body@5", "after cancelled=true@6"])
+        #expect(loop.isRunning == false)
+    }
+
+    @Test("restart() on a loop driven by run(): run() throws CancellationError and a started run takes over")
+    func restartDuringRun() async throws {
+        let clock = VirtualClock()
+        let log = EventLog(clock)
+        let loop = try Loop(seconds: 5, clock: clock.loopClock) { loop in log.record("body\(loop.currentLoop)") }
+        let runner = Task { try await loop.run() }
+        await waitUntilRunning(loop)
+        await clock.advance(by: .seconds(1))
+        loop.restart()
+        await #expect(throws: CancellationError.self) { try await runner.value }
+        await clock.advance(by: .seconds(5))
+        #expect(log.events == ["body0@0", "body0@1", "body1@6"])
+        #expect(loop.task != nil)
+        loop.cancel()
+        await clock.settle()
+    }
+
     @Test("run() rethrows an unhandled body error after onError and afterLoop")
     func runRethrows() async throws {
         let clock = VirtualClock()

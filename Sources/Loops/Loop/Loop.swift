@@ -143,7 +143,7 @@ public final class Loop: Sendable {
             await admission.predecessor?()
             _ = await self.execute(admission)
         }
-        attach(task, completion: { await task.value }, to: admission.id)
+        attach(publicTask: task, cancel: { task.cancel() }, completion: { await task.value }, to: admission.id)
         return task
     }
 
@@ -159,7 +159,7 @@ public final class Loop: Sendable {
             await admission.predecessor?()
             return await self.execute(admission)
         }
-        attach(nil, completion: { _ = await runner.value }, to: admission.id)
+        attach(publicTask: nil, cancel: { runner.cancel() }, completion: { _ = await runner.value }, to: admission.id)
         let outcome = await withTaskCancellationHandler {
             await runner.value
         } onCancel: {
@@ -194,8 +194,8 @@ public final class Loop: Sendable {
     /// true, shielded from the cancellation. `onError` is not called and `failed` is not set.
     /// Does nothing when the loop is not running.
     public func cancel() {
-        let tasks = state.withLock { $0.requestCancel() }
-        for task in tasks { task.cancel() }
+        let cancellations = state.withLock { $0.requestCancel() }
+        for cancel in cancellations { cancel() }
     }
 
     /// Cancels the loop and starts it again once the cancelled run has finished; starts it when
@@ -362,12 +362,15 @@ public final class Loop: Sendable {
     }
 
     private func attach(
-        _ task: Task<Void, Never>?,
+        publicTask: Task<Void, Never>?,
+        cancel: @escaping @Sendable () -> Void,
         completion: @escaping @Sendable () async -> Void,
         to id: UInt64
     ) {
-        let cancelledEarly = state.withLock { $0.attach(task: task, completion: completion, to: id) }
-        if cancelledEarly { task?.cancel() }
+        let cancelledEarly = state.withLock {
+            $0.attach(publicTask: publicTask, cancel: cancel, completion: completion, to: id)
+        }
+        if cancelledEarly { cancel() }
     }
 
     private func makeTask<Success: Sendable>(

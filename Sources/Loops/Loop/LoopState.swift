@@ -13,7 +13,8 @@ struct LoopState {
         let id: UInt64
         var stopRequested = false
         var cancelRequested = false
-        var task: Task<Void, Never>?
+        /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
+        var cancelTask: (@Sendable () -> Void)?
     }
 
     /// When the next iteration is due: on the interval clock, or on the wall clock.
@@ -104,17 +105,23 @@ struct LoopState {
         return Admission(id: id, activates: activates, predecessor: latestCompletion)
     }
 
-    /// Records the Task of run `id`. Returns true when the run was cancelled before its task
-    /// existed, so the caller cancels the task now.
-    mutating func attach(task newTask: Task<Void, Never>?, completion: @escaping @Sendable () async -> Void, to id: UInt64) -> Bool {
-        if let newTask { task = newTask }
+    /// Records how to cancel run `id` and how to await it, and `publicTask` as the loop's
+    /// `task` (nil for `run()`, which leaves `task` alone). Returns true when the run was
+    /// cancelled before its task existed, so the caller cancels the task now.
+    mutating func attach(
+        publicTask: Task<Void, Never>?,
+        cancel: @escaping @Sendable () -> Void,
+        completion: @escaping @Sendable () async -> Void,
+        to id: UInt64
+    ) -> Bool {
+        if let publicTask { task = publicTask }
         latestCompletion = completion
         if executing?.id == id {
-            executing?.task = newTask
+            executing?.cancelTask = cancel
             return executing?.cancelRequested ?? false
         }
         if let index = queued.firstIndex(where: { $0.id == id }) {
-            queued[index].task = newTask
+            queued[index].cancelTask = cancel
             return queued[index].cancelRequested
         }
         return false
@@ -142,18 +149,18 @@ struct LoopState {
         return true
     }
 
-    /// `cancel()`: marks every active run cancelled and returns their tasks to cancel.
-    mutating func requestCancel() -> [Task<Void, Never>] {
-        var tasks: [Task<Void, Never>] = []
+    /// `cancel()`: marks every active run cancelled and returns how to cancel their tasks.
+    mutating func requestCancel() -> [@Sendable () -> Void] {
+        var cancellations: [@Sendable () -> Void] = []
         if executing != nil {
             executing?.cancelRequested = true
-            if let task = executing?.task { tasks.append(task) }
+            if let cancel = executing?.cancelTask { cancellations.append(cancel) }
         }
         for index in queued.indices {
             queued[index].cancelRequested = true
-            if let task = queued[index].task { tasks.append(task) }
+            if let cancel = queued[index].cancelTask { cancellations.append(cancel) }
         }
-        return tasks
+        return cancellations
     }
 
     /// The executing run saw its task cancelled by someone other than `cancel()` (the caller
