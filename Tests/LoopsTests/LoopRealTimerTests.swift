@@ -83,6 +83,36 @@ struct LoopRealTimerTests {
         #expect(descriptorsDuring - descriptorsBefore <= 3, "\(descriptorsDuring - descriptorsBefore) new descriptors")
     }
 
+    @Test("an injected ECANCELED on the real wall-clock timer makes a sleeping wall schedule re-evaluate and sleep again")
+    func injectedClockStepOnRealTimer() async throws {
+        let engine = SystemEngine.shared
+        let runs = Counter()
+        // Fires at the top of every hour: certainly not within this test.
+        let loop = try Loop(schedule: .calendar("*-*-* *:00:00 UTC")) { _ in runs.increment() }
+        try loop.start()
+        let scheduled = try await eventually { loop.nextIteration }
+        let sleepersBefore = try await eventually { engine.sleeperCount(on: .realtime) > 0 ? engine.sleeperCount(on: .realtime) : nil }
+        let stepsBefore = engine.wallClockStepCount
+        try engine.simulateWallClockStep()
+        _ = try await eventually { engine.wallClockStepCount > stepsBefore ? true : nil }
+        // The loop woke with .clockStepped, found nothing due, and went back to sleep on the same slot.
+        _ = try await eventually { engine.sleeperCount(on: .realtime) == sleepersBefore ? true : nil }
+        #expect(loop.nextIteration == scheduled)
+        #expect(runs.current == 0)
+        #expect(loop.isRunning)
+        loop.cancel()
+        await loop.task?.value
+    }
+
+    /// Polls `probe` every 5 ms for up to 2 s until it returns a value.
+    private func eventually<T>(_ probe: () -> T?) async throws -> T {
+        for _ in 0..<400 {
+            if let value = probe() { return value }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw LoopError(.systemTimer, "condition not reached within 2 s")
+    }
+
     private func openDescriptorCount() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
     }
