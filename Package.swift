@@ -45,7 +45,7 @@ let package = Package(
         ),
         .target(
             name: "LoopsSystemd",
-            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSystemd", "Loops", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -80,7 +80,17 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopsSystemdTests",
-            dependencies: ["LoopsSystemd"],
+            dependencies: ["LoopsSystemd", "Loops"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LoopsServiceLifecycleTests",
+            dependencies: [
+                "LoopsServiceLifecycle",
+                "Loops",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

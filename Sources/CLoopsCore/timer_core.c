@@ -194,3 +194,48 @@ const char *cloops_errno_name(int error) {
 const char *cloops_errno_description(int error) {
     return strerrordesc_np(error);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Zone watch (inotify on the directory of /etc/localtime). See CLoopsCore.h.
+// ---------------------------------------------------------------------------------------------
+
+#include <sys/inotify.h>
+
+int cloops_zone_watch_create(int *out_fd) {
+    if (out_fd == NULL) return EINVAL;
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return errno;
+    *out_fd = fd;
+    return 0;
+}
+
+int cloops_zone_watch_add(int fd, const char *directory) {
+    if (directory == NULL) return EINVAL;
+    uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_ATTRIB | IN_CLOSE_WRITE
+        | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+    if (inotify_add_watch(fd, directory, mask) < 0) return errno;
+    return 0;
+}
+
+int cloops_zone_watch_drain(int fd, const char *name, int *out_matched) {
+    if (name == NULL || out_matched == NULL) return EINVAL;
+    *out_matched = 0;
+    // Aligned as inotify(7) asks; one buffer holds many events, the loop reads until EAGAIN.
+    char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n < 0) return errno;
+        if (n == 0) return 0;
+        for (char *p = buffer; p < buffer + n;) {
+            const struct inotify_event *event = (const struct inotify_event *)p;
+            if (event->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                *out_matched = 1;
+            } else if (event->len > 0 && strcmp(event->name, name) == 0) {
+                *out_matched = 1;
+            }
+            p += sizeof(struct inotify_event) + event->len;
+        }
+    }
+}

@@ -83,6 +83,24 @@ public final class VirtualClock: Sendable {
         await engine.stepWallClock(by: offset.virtualNanoseconds)
     }
 
+    /// Changes the system time zone that loops on this clock see to `zone`, as replacing
+    /// `/etc/localtime` would, without moving time: schedules in the system zone (calendar
+    /// expressions without a zone suffix, cron without `timeZone`) re-evaluate at once and
+    /// continue at their next instant in the new zone.
+    ///
+    /// Until the first call, loops see the machine's zone. The simulated zone concerns only
+    /// the runs of loops on this clock; code outside them, e.g. a test calling
+    /// `Schedule.nextFire(onOrAfter:)`, still sees the machine's zone.
+    public func changeSystemTimeZone(to zone: TimeZone) async {
+        await engine.changeSystemTimeZone(to: zone)
+    }
+
+    /// The system time zone loops on this clock see: the last one given to
+    /// ``changeSystemTimeZone(to:)``, nil before the first call (they follow the machine's).
+    public var systemTimeZone: TimeZone? {
+        engine.simulatedZone.zone
+    }
+
     /// Waits until every loop on this clock is asleep or has ended, without moving time.
     public func settle() async {
         await engine.waitUntilIdle()

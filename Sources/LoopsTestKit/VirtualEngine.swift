@@ -66,6 +66,10 @@ final class VirtualEngine: LoopEngine {
     }
 
     let state: Mutex<State>
+    /// The system zone loops on this engine see, once a test set one; until then they follow
+    /// the machine's. Given to the runs through the task-local ``SystemTimeZone/source``, so
+    /// that it concerns this clock's loops only and never the rest of the process.
+    let simulatedZone = SimulatedTimeZone()
 
     init(wallTime: Date, bootTime: Duration) {
         let continuous = bootTime.virtualNanoseconds
@@ -131,7 +135,7 @@ final class VirtualEngine: LoopEngine {
 
     package func participate(_ operation: () async -> Void) async {
         await Self.$participant.withValue(ObjectIdentifier(self)) {
-            await operation()
+            await SystemTimeZone.$source.withValue(.simulated(simulatedZone)) { await operation() }
         }
     }
 
@@ -182,6 +186,24 @@ final class VirtualEngine: LoopEngine {
         await waitUntilIdle()
         let woken = state.withLock { state -> [Sleeper] in
             state.wallOrigin = state.wallOrigin.addingReportingOverflow(delta).partialValue
+            let ids = state.sleepers.filter { $0.value.clock == .realtime }.keys
+            return ids.sorted().compactMap { state.remove($0) }
+        }
+        for sleeper in woken {
+            sleeper.waker?.disarm()
+            sleeper.continuation.resume(returning: .clockStepped)
+        }
+        await waitUntilIdle()
+    }
+
+    /// Sets the simulated system zone to `zone`, then wakes every `.realtime` sleeper with
+    /// `.clockStepped`, as the system engine does when the localtime link changes. Elapsed and
+    /// wall time do not move.
+    func changeSystemTimeZone(to zone: TimeZone) async {
+        await waitUntilIdle()
+        let woken = state.withLock { state -> [Sleeper] in
+            // Every loop is asleep (idle) here, so each of them sees the wake below.
+            simulatedZone.zone = zone
             let ids = state.sleepers.filter { $0.value.clock == .realtime }.keys
             return ids.sorted().compactMap { state.remove($0) }
         }

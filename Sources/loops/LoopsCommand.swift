@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// The `loops` tool: inspect schedules (`loops next`) from the command line.
+/// The `loops` tool: inspect schedules (`loops next`) and run commands on them (`loops run`).
 ///
 /// Every bad input — an unknown flag, a missing or conflicting schedule, a value that does not
 /// parse — prints exactly one line on standard error and exits with status 2, so scripts can
@@ -11,12 +11,12 @@ struct LoopsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loops",
         abstract: "Run and inspect background-loop schedules.",
-        subcommands: [Next.self]
+        subcommands: [Next.self, Run.self]
     )
 
     /// `loops` alone is a usage error like any other (one line, status 2), not a help page.
     func run() async throws {
-        throw CommandLineError("a subcommand is required: next (see 'loops --help')")
+        throw CommandLineError("a subcommand is required: next or run (see 'loops --help')")
     }
 
     /// The exit status for bad input, as for most Unix tools (argument-parser's default is 64).

@@ -80,3 +80,31 @@ const char *cloops_errno_description(int error);
 #endif
 
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Zone watch: inotify(7) on the directory of /etc/localtime, so that a change of the system's
+// time zone (the link replaced by timedatectl, ln -sf, a package upgrade) wakes wall-clock
+// sleepers. The kernel reports no ECANCELED for a zone change: only the file system tells.
+// ---------------------------------------------------------------------------------------------
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// inotify_init1(2) with IN_NONBLOCK | IN_CLOEXEC.
+int cloops_zone_watch_create(int *out_fd);
+
+/// inotify_add_watch(2) on `directory` (IN_ONLYDIR) for the events that replace or rewrite an
+/// entry: IN_CREATE, IN_MOVED_TO, IN_DELETE, IN_ATTRIB, IN_CLOSE_WRITE, plus IN_DELETE_SELF and
+/// IN_MOVE_SELF of the directory itself.
+int cloops_zone_watch_add(int fd, const char *directory);
+
+/// Reads every pending event of `fd` (non-blocking, retried on EINTR) and sets `*out_matched`
+/// to 1 when one of them concerns the entry `name`, or cannot be attributed (queue overflow,
+/// the directory itself went away, the watch was removed), else to 0. Returns 0 (also when
+/// nothing was pending) or errno.
+int cloops_zone_watch_drain(int fd, const char *name, int *out_matched);
+
+#ifdef __cplusplus
+}
+#endif

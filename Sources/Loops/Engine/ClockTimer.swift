@@ -79,6 +79,8 @@ package final class ClockTimer: Sendable {
         var closed = false
         /// How many times the kernel reported a step of the wall clock (ECANCELED).
         var clockSteps = 0
+        /// How many changes of the system's time zone woke the sleepers.
+        var zoneChanges = 0
         /// When the fd was last handled; the next arm is at least `minimumWakeSpacing` later.
         var lastWake = Int64.min
     }
@@ -117,6 +119,9 @@ package final class ClockTimer: Sendable {
 
     /// How many steps of the wall clock this timer has handled (for tests).
     package var clockStepCount: Int { state.withLock { $0.clockSteps } }
+
+    /// How many changes of the system's time zone this timer has handled (for tests).
+    package var zoneChangeCount: Int { state.withLock { $0.zoneChanges } }
 
     /// The deadline the fd is armed at, nil when disarmed (for tests).
     package var armedDeadline: Int64? {
@@ -237,6 +242,31 @@ package final class ClockTimer: Sendable {
             } catch {
                 state.heap.removeAll(into: &batch.failed)
                 batch.failure = batch.failure ?? error
+            }
+            return batch
+        }
+    }
+
+    /// The system's time zone changed: releases every sleeper, as a step of the wall clock
+    /// does, so that deadlines computed for a local time in the old zone are recomputed. The
+    /// kernel reports no ECANCELED for this; the engine's zone watcher calls it. Resume the
+    /// returned batch outside any lock.
+    ///
+    /// - Parameter isRepeat: true for the engine's second wake shortly after a change (for a
+    ///   sleeper that computed its deadline in the old zone just before the first one), which
+    ///   is not counted in ``zoneChangeCount``.
+    package func handleZoneChange(isRepeat: Bool = false) -> WakeBatch {
+        state.withLock { state in
+            var batch = WakeBatch()
+            guard !state.closed else { return batch }
+            if !isRepeat { state.zoneChanges += 1 }
+            state.heap.removeAll(into: &batch.stepped)
+            do throws(LoopError) {
+                // Nobody is left: disarm, unless an injected wake is due (it re-arms itself).
+                try syncArm(&state)
+            } catch {
+                // Not worth failing anyone over: the fd fires early at worst, and re-arms then.
+                state.arming = .unknown
             }
             return batch
         }

@@ -49,4 +49,13 @@ package protocol LoopEngine: AnyObject, Sendable {
     /// Runs one loop run's code. The virtual engine marks the task as a participant so that
     /// its sleeps count as the loop being idle; the system engine just calls `operation`.
     func participate(_ operation: () async -> Void) async
+
+    /// Where a loop on this engine runs its body when its creator gave no executor: precision
+    /// mode runs bodies on the thread that woke; nil (the default) means the global executor.
+    var preferredExecutor: (any TaskExecutor)? { get }
+}
+
+extension LoopEngine {
+    /// The global executor: bodies hop off the thread that handled the wake.
+    package var preferredExecutor: (any TaskExecutor)? { nil }
 }

@@ -14,6 +14,10 @@ import Musl
 /// queue that hands readable events to the timer and resumes the sleepers it releases. Bodies
 /// run on whatever executor their task uses; the queue only does the bookkeeping of a wake.
 ///
+/// The realtime clock's reader also watches the localtime link (``ZoneWatcher``): a change of
+/// the system's time zone wakes every realtime sleeper with `.clockStepped`, as a step of the
+/// wall clock does, so that schedules in the local zone recompute their next instant.
+///
 /// ``shared`` serves every loop of the process. Separate instances exist for tests; one
 /// releases its descriptors and sources when it is deinitialised.
 package final class SystemEngine: LoopEngine {
@@ -25,25 +29,38 @@ package final class SystemEngine: LoopEngine {
     private struct Reader {
         let timer: ClockTimer
         let source: any DispatchSourceRead
+        /// `.realtime` only, and nil when inotify could not watch the link's directory.
+        let zoneWatcher: ZoneWatcher?
     }
 
     private let queue: DispatchQueue
     private let readers = Mutex<[EngineClock: Reader]>([:])
     private let minimumWakeSpacing: Int64
+    private let localtimePath: String
 
     /// Creates an engine with no descriptors yet; they are opened on first use per clock.
     ///
-    /// - Parameter minimumWakeSpacing: nanoseconds; see ``ClockTimer/minimumWakeSpacing``.
-    package init(minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing) {
+    /// - Parameters:
+    ///   - minimumWakeSpacing: nanoseconds; see ``ClockTimer/minimumWakeSpacing``.
+    ///   - localtimePath: the link whose changes wake realtime sleepers; tests point it at a
+    ///     link of their own (and ``SystemTimeZone/source`` at the same path).
+    package init(
+        minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing,
+        localtimePath: String = SystemTimeZone.defaultLocaltimePath
+    ) {
         self.queue = DispatchQueue(label: "swift-loops.system-engine")
         self.minimumWakeSpacing = minimumWakeSpacing
+        self.localtimePath = localtimePath
     }
 
     deinit {
         // Dispatch must stop watching an fd before it is closed, so the close happens in the
         // cancel handler, not here. `cancel()` does not block, so holding the lock is harmless.
         readers.withLock { readers in
-            for reader in readers.values { reader.source.cancel() }
+            for reader in readers.values {
+                reader.source.cancel()
+                reader.zoneWatcher?.cancel()
+            }
             readers.removeAll()
         }
     }
@@ -98,6 +115,23 @@ package final class SystemEngine: LoopEngine {
         readers.withLock { $0[.realtime]?.timer }?.clockStepCount ?? 0
     }
 
+    /// How many changes of the system's time zone the engine has handled.
+    package var zoneChangeCount: Int {
+        readers.withLock { $0[.realtime]?.timer }?.zoneChangeCount ?? 0
+    }
+
+    /// Whether a change of the localtime link wakes realtime sleepers: false before anything
+    /// slept on `.realtime`, and when inotify could not watch the link's directory.
+    package var isWatchingZone: Bool {
+        readers.withLock { $0[.realtime]?.zoneWatcher != nil }
+    }
+
+    /// Runs what a change of the localtime link runs (the zone cache is dropped, every realtime
+    /// sleeper wakes with `.clockStepped`), without touching any file. Opens the fd if needed.
+    package func simulateZoneChange() throws(LoopError) {
+        Self.zoneDidChange(try timer(for: .realtime), queue: queue)
+    }
+
     /// Makes the realtime timerfd report ECANCELED, exactly as when the wall clock is set, so
     /// the clock-step path runs without touching the machine's clock. Opens the fd if needed.
     package func simulateWallClockStep() throws(LoopError) {
@@ -122,8 +156,32 @@ package final class SystemEngine: LoopEngine {
             source.setEventHandler { timer.handleReadable().resume() }
             source.setCancelHandler { timer.close() }
             source.activate()
-            readers[clock] = Reader(timer: timer, source: source)
+            // Created with the first realtime sleeper: an engine that only sleeps on elapsed
+            // time has no use for it.
+            let zoneWatcher = clock == .realtime
+                ? ZoneWatcher(localtimePath: localtimePath, queue: queue) { [queue] in
+                    Self.zoneDidChange(timer, queue: queue)
+                }
+                : nil
+            readers[clock] = Reader(timer: timer, source: source, zoneWatcher: zoneWatcher)
             return timer
+        }
+    }
+
+    /// How long after a zone change the realtime sleepers are woken a second time.
+    private static let zoneChangeRepeatDelay = DispatchTimeInterval.milliseconds(100)
+
+    /// The system's time zone changed (or may have): drop what was resolved and wake the
+    /// realtime sleepers so that their loops recompute in the new zone.
+    ///
+    /// A loop that read the old zone just before the change but went to sleep just after the
+    /// wake would keep its old deadline; the second wake a moment later catches it (a
+    /// re-evaluation in an unchanged zone only puts a loop back to sleep).
+    private static func zoneDidChange(_ timer: ClockTimer, queue: DispatchQueue) {
+        SystemTimeZone.invalidate()
+        timer.handleZoneChange().resume()
+        queue.asyncAfter(deadline: .now() + zoneChangeRepeatDelay) {
+            timer.handleZoneChange(isRepeat: true).resume()
         }
     }
 }

@@ -110,4 +110,38 @@ package enum TimerCore {
         let result = cloops_fault_inject_read_error(fd, coreClock(clock), code)
         guard result == 0 else { throw error("cloops_fault_inject_read_error(\(kernelName(clock)))", errno: result) }
     }
+
+    // MARK: - Zone watch
+
+    /// A new non-blocking, close-on-exec inotify fd watching `directory` for entries being
+    /// created, replaced, removed or rewritten; nil when inotify or the directory is not
+    /// available (the caller then relies on re-reading the zone at each computation).
+    package static func makeZoneWatch(directory: String) -> Int32? {
+        var fd: Int32 = -1
+        guard cloops_zone_watch_create(&fd) == 0 else { return nil }
+        guard cloops_zone_watch_add(fd, directory) == 0 else {
+            _ = cloops_close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// What one drain of a zone watch found.
+    package enum ZoneWatchOutcome: Sendable, Equatable {
+        /// No event concerned the watched entry.
+        case unchanged
+        /// The entry was created, replaced, removed or rewritten, or an event could not be
+        /// attributed (queue overflow, the directory itself went away).
+        case changed
+        /// The fd could not be read: it will not tell of changes any more.
+        case failed
+    }
+
+    /// Reads every pending event of the inotify fd `fd` and says whether the entry `name`
+    /// may have changed.
+    package static func drainZoneWatch(_ fd: Int32, name: String) -> ZoneWatchOutcome {
+        var matched: Int32 = 0
+        guard cloops_zone_watch_drain(fd, name, &matched) == 0 else { return .failed }
+        return matched != 0 ? .changed : .unchanged
+    }
 }

@@ -40,7 +40,8 @@ public final class Loop: Sendable {
     ///   - reconnect: whether errors of the handled types are retried after a back-off.
     ///   - missedTicks: what to do after an overrun; `.delay` when nil.
     ///   - clock: the clock intervals are measured on.
-    ///   - executor: where the body and hooks run; the global executor when nil.
+    ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
+    ///     ``LoopClock/precise`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died).
     /// - Throws: ``LoopError`` for a negative, non-finite or too large total, or a `count` ≤ 0.
     public convenience init(
@@ -118,7 +119,7 @@ public final class Loop: Sendable {
         }
         self.body = body
         self.clock = clock
-        self.executor = executor
+        self.executor = executor ?? clock.engine.preferredExecutor
         self.logger = logger
         var initial = LoopState(schedule: schedule, count: count, reconnect: reconnect, missedTicks: missedTicks)
         if let interval = schedule.interval {

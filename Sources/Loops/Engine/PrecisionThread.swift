@@ -1,0 +1,280 @@
+import CLoopsCore
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The thread of a ``PrecisionEngine``: it blocks in `epoll_wait` on the timerfds of its
+/// ``ClockTimer``s and on an eventfd, resumes the sleepers a timerfd releases, and runs the
+/// jobs of the tasks that prefer it — so a loop woken by a timer runs its body on the very
+/// thread that woke, with no hop to another thread (one context switch per tick).
+///
+/// It runs the jobs ``PrecisionEngine`` (the `TaskExecutor`) hands it, serially: one thread
+/// runs every job, one at a time.
+///
+/// The thread holds this object, never the engine, so that releasing the last reference to a
+/// non-shared engine can stop the thread (see ``shutdown()``). Jobs run with the engine's
+/// executor identity, which the engine registers once it exists (``adopt(executor:)``); the
+/// tasks that prefer the engine keep it alive while their jobs are queued.
+final class PrecisionThread: Sendable {
+    /// Token of the eventfd in the epoll set; timer tokens are `clock.rawValue + 1`.
+    private static let wakeToken: UInt64 = 0
+
+    private struct State: ~Copyable {
+        /// Jobs to run, in order.
+        var jobs: [UnownedJob] = []
+        /// Swapped with `jobs` on each drain so that neither array reallocates per tick.
+        var spare: [UnownedJob] = []
+        /// True while the thread is (about to be) blocked in `epoll_wait` with no job queued:
+        /// only then does an enqueue need the eventfd.
+        var waiting = false
+        /// `shutdown()` was called: the thread exits after its current batch.
+        var stopping = false
+        /// The thread has exited its loop; jobs go to the global executor from now on.
+        var exited = false
+        /// The executor jobs run on: the engine's identity, so that a task preferring the
+        /// engine is seen as already on it (no hop back). Unowned: see the type's comment.
+        var executor: UnownedTaskExecutor?
+        /// The thread's handle, for identity checks (unlike `thread`, kept after the join).
+        var handle: pthread_t = 0
+        /// The timer of each clock, created on first use.
+        var timers: [ClockTimer?] = Array(repeating: nil, count: EngineClock.allCases.count)
+    }
+
+    private let state = Mutex(State())
+    private let epollDescriptor: Int32
+    private let wakeDescriptor: Int32
+    private let minimumWakeSpacing: Int64
+    /// The pthread, for joining; 0 once joined or detached.
+    private let thread = Mutex<pthread_t>(0)
+
+    /// Opens the epoll set and the eventfd and starts the thread.
+    init(name: String, minimumWakeSpacing: Int64) throws(LoopError) {
+        var epfd: Int32 = -1
+        var code = cloops_epoll_create(&epfd)
+        guard code == 0 else { throw TimerCore.error("epoll_create1", errno: code) }
+        var eventfd: Int32 = -1
+        code = cloops_eventfd_create(&eventfd)
+        guard code == 0 else {
+            TimerCore.close(epfd)
+            throw TimerCore.error("eventfd", errno: code)
+        }
+        code = cloops_epoll_add(epfd, eventfd, Self.wakeToken)
+        guard code == 0 else {
+            TimerCore.close(eventfd)
+            TimerCore.close(epfd)
+            throw TimerCore.error("epoll_ctl(eventfd)", errno: code)
+        }
+        self.epollDescriptor = epfd
+        self.wakeDescriptor = eventfd
+        self.minimumWakeSpacing = minimumWakeSpacing
+        try start(name: name)
+    }
+
+    private func start(name: String) throws(LoopError) {
+        // The thread's reference to self, released when the thread function returns.
+        let context = Unmanaged.passRetained(ThreadContext(thread: self, name: name)).toOpaque()
+        var handle = pthread_t()
+        let code = pthread_create(&handle, nil, { raw in
+            guard let raw else { return nil }
+            let context = Unmanaged<ThreadContext>.fromOpaque(raw).takeRetainedValue()
+            Thread.current.name = context.name
+            context.thread.runLoop()
+            return nil
+        }, context)
+        guard code == 0 else {
+            Unmanaged<ThreadContext>.fromOpaque(context).release()
+            TimerCore.close(wakeDescriptor)
+            TimerCore.close(epollDescriptor)
+            throw TimerCore.error("pthread_create", errno: code)
+        }
+        thread.withLock { $0 = handle }
+        state.withLock { $0.handle = handle }
+    }
+
+    /// The pthread that runs the jobs (for tests: "does this body run on the engine's thread").
+    var threadHandle: pthread_t { state.withLock { $0.handle } }
+
+    // MARK: Jobs
+
+    /// Sets the executor identity jobs run with (the engine's).
+    func adopt(executor: UnownedTaskExecutor) {
+        state.withLock { $0.executor = executor }
+    }
+
+    /// Queues a job; wakes the thread through the eventfd only when it is blocked. A job
+    /// queued from the thread itself (a sleeper resumed by a timer) costs no system call.
+    func enqueue(_ job: UnownedJob) {
+        let forward: Bool = state.withLock { state in
+            if state.exited { return true }
+            state.jobs.append(job)
+            if state.waiting {
+                state.waiting = false
+                // Under the lock, so the thread cannot have closed the eventfd (it closes it
+                // only after setting `exited` under this lock).
+                _ = cloops_eventfd_signal(wakeDescriptor)
+            }
+            return false
+        }
+        // After shutdown, tasks that still prefer this executor run on the global one rather
+        // than never.
+        if forward { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+    }
+
+    // MARK: Timers
+
+    /// The timer of `clock`, created and added to the epoll set on first use.
+    func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
+        try state.withLock { (state: inout State) throws(LoopError) -> ClockTimer in
+            if let timer = state.timers[clock.rawValue] { return timer }
+            guard !state.stopping else {
+                throw LoopError(.systemTimer, "the precision engine was shut down")
+            }
+            let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
+            let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(clock.rawValue) + 1)
+            guard code == 0 else {
+                timer.close()
+                throw TimerCore.error("epoll_ctl(timerfd \(TimerCore.kernelName(clock)))", errno: code)
+            }
+            state.timers[clock.rawValue] = timer
+            return timer
+        }
+    }
+
+    /// The timer of `clock` if it exists.
+    func existingTimer(for clock: EngineClock) -> ClockTimer? {
+        state.withLock { $0.timers[clock.rawValue] }
+    }
+
+    /// The number of timerfds open (at most one per clock).
+    var openTimerCount: Int {
+        state.withLock { state in state.timers.lazy.filter { $0 != nil }.count }
+    }
+
+    /// Whether the thread has exited and closed its descriptors.
+    var hasExited: Bool { state.withLock { $0.exited } }
+
+    /// The descriptors the thread owns besides the timers (for leak tests).
+    var ownDescriptors: [Int32] { [epollDescriptor, wakeDescriptor] }
+
+    // MARK: Lifecycle
+
+    /// Stops the thread: it finishes the jobs it holds, fails the sleepers still waiting
+    /// (their loops report a ``LoopError``), closes every descriptor and exits. Waits for the
+    /// exit unless called on the thread itself. Idempotent.
+    func shutdown() {
+        state.withLock { state in
+            guard !state.stopping else { return }
+            state.stopping = true
+            state.waiting = false
+            _ = cloops_eventfd_signal(wakeDescriptor)
+        }
+        let handle: pthread_t = thread.withLock { handle in
+            defer { handle = 0 }
+            return handle
+        }
+        guard handle != 0 else { return }
+        if pthread_equal(handle, pthread_self()) != 0 {
+            pthread_detach(handle)
+        } else {
+            pthread_join(handle, nil)
+        }
+    }
+
+    private enum Step {
+        case run([UnownedJob], UnownedTaskExecutor?)
+        case wait
+        case exit
+    }
+
+    /// The thread's body: run queued jobs, else block in epoll_wait; until shut down.
+    private func runLoop() {
+        var tokens = [UInt64](repeating: 0, count: 4)
+        while true {
+            let step: Step = state.withLock { state in
+                if !state.jobs.isEmpty {
+                    swap(&state.jobs, &state.spare)
+                    let batch = state.spare
+                    state.spare.removeAll(keepingCapacity: true)
+                    return .run(batch, state.executor)
+                }
+                if state.stopping { return .exit }
+                state.waiting = true
+                return .wait
+            }
+            switch step {
+            case .run(let batch, let executor):
+                let executor = executor ?? globalConcurrentExecutor.asUnownedTaskExecutor()
+                let t2 = TimerCore.now(.continuous)
+                for job in batch { job.runSynchronously(on: executor) }
+                DebugProbe.bodyStart.append(TimerCore.now(.continuous) - t2)
+                if DebugProbe.bodyStart.count == 2000 { let a = DebugProbe.bodyStart.sorted(); print("DEBUG batch p50 \(a[1000]) ns") }
+            case .wait:
+                var count: Int32 = 0
+                let code = tokens.withUnsafeMutableBufferPointer {
+                    cloops_epoll_wait(epollDescriptor, $0.baseAddress, Int32($0.count), -1, &count)
+                }
+                let t0 = TimerCore.now(.continuous)
+                state.withLock { $0.waiting = false }
+                guard code == 0 else { continue }
+                for token in tokens.prefix(Int(count)) {
+                    handle(token)
+                }
+                let t1 = TimerCore.now(.continuous)
+                DebugProbe.samples.append((t0, t1))
+                if DebugProbe.samples.count == 1000 {
+                    let a = DebugProbe.samples.map { $0.1 - $0.0 }.sorted()
+                    print("DEBUG handle p50 \(a[500]) ns")
+                }
+            case .exit:
+                finish()
+                return
+            }
+        }
+    }
+
+    /// Handles one ready descriptor.
+    private func handle(_ token: UInt64) {
+        if token == Self.wakeToken {
+            _ = cloops_eventfd_drain(wakeDescriptor)
+            return
+        }
+        guard let clock = EngineClock(rawValue: Int(token) - 1), let timer = existingTimer(for: clock) else { return }
+        // Resuming a sleeper whose task prefers this executor enqueues its job here, on this
+        // thread: the loop body runs in the next drain, without a context switch.
+        timer.handleReadable().resume()
+    }
+
+    /// Marks the thread exited, hands leftover jobs to the global executor, fails the
+    /// remaining sleepers and closes every descriptor.
+    private func finish() {
+        let (jobs, timers): ([UnownedJob], [ClockTimer]) = state.withLock { state in
+            state.exited = true
+            let jobs = state.jobs
+            state.jobs.removeAll()
+            let timers = state.timers.compactMap { $0 }
+            return (jobs, timers)
+        }
+        for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+        for timer in timers { timer.close() }
+        TimerCore.close(wakeDescriptor)
+        TimerCore.close(epollDescriptor)
+    }
+}
+
+/// What the pthread function receives.
+private final class ThreadContext {
+    let thread: PrecisionThread
+    let name: String
+
+    init(thread: PrecisionThread, name: String) {
+        self.thread = thread
+        self.name = name
+    }
+}
+
+enum DebugProbe { nonisolated(unsafe) static var samples: [(Int64, Int64)] = [] ; nonisolated(unsafe) static var bodyStart: [Int64] = [] }

@@ -1,0 +1,129 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// How a child process ended.
+enum ChildTermination: Equatable, Sendable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The status a shell reports for it, and the one `loops run` exits with when it ends the
+    /// loop: the exit code, or 128 + the signal number.
+    var shellStatus: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .exited(let code): "exited with status \(code)"
+        case .signaled(let signal): "was killed by signal \(signal)"
+        }
+    }
+}
+
+/// `posix_spawnp` refused the command (not found, not executable…).
+struct SpawnError: Error, CustomStringConvertible {
+    let command: String
+    let errno: Int32
+
+    /// 127 when the command was not found, 126 when it could not be executed, as env(1) and
+    /// shells report.
+    var shellStatus: Int32 { errno == ENOENT ? 127 : 126 }
+
+    var description: String {
+        "cannot run '\(command)': \(String(cString: strerror(errno)))"
+    }
+}
+
+/// One run of the command: spawned with `posix_spawnp`, reaped on its own thread.
+///
+/// The child gets default dispositions for the signals `loops` ignores (SIGTERM, SIGINT…) and an
+/// empty signal mask: ignored signals survive `exec`, and a child that ignored SIGTERM could not
+/// be stopped. Its standard streams are those of `loops`.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    /// Set once the child has exited but before it is reaped, under the lock `terminate()` takes,
+    /// so a signal never reaches a recycled PID.
+    private let exited = Mutex(false)
+
+    private init(pid: pid_t) {
+        self.pid = pid
+    }
+
+    /// Runs `arguments` to its end. Cancelling the calling task sends the child SIGTERM; the
+    /// child is still waited for, then `CancellationError` is thrown.
+    static func run(_ arguments: [String], environment: [String: String]) async throws -> ChildTermination {
+        try Task.checkCancellation()
+        let child = try spawn(arguments, environment: environment)
+        let termination = await withTaskCancellationHandler {
+            await child.waitForExit()
+        } onCancel: {
+            child.terminate()
+        }
+        try Task.checkCancellation()
+        return termination
+    }
+
+    /// Sends SIGTERM unless the child has already exited.
+    func terminate() {
+        exited.withLock { exited in
+            if !exited { _ = kill(pid, SIGTERM) }
+        }
+    }
+
+    private static func spawn(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] {
+            sigaddset(&defaults, signal)
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var pid: pid_t = 0
+        let result = posix_spawnp(&pid, arguments[0], nil, &attributes, argv, envp)
+        guard result == 0 else { throw SpawnError(command: arguments[0], errno: result) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Waits on a dedicated thread: `waitid` blocks, and a blocked Dispatch worker would take
+    /// one of the few threads the loop engine also needs.
+    private func waitForExit() async -> ChildTermination {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { [self] in
+                continuation.resume(returning: self.blockUntilExit())
+            }
+        }
+    }
+
+    private func blockUntilExit() -> ChildTermination {
+        // First wait without reaping, so that terminate() cannot signal a reused PID.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1, errno == EINTR {}
+        exited.withLock { $0 = true }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+    }
+}
