@@ -1,6 +1,5 @@
 import Foundation
 import Loops
-import Synchronization
 
 /// The engine behind ``VirtualClock``: deadlines on simulated time, and the bookkeeping that
 /// lets `advance` return only once every loop that was due has run and gone back to sleep.
@@ -65,7 +64,7 @@ final class VirtualEngine: LoopEngine {
         }
     }
 
-    let state: Mutex<State>
+    let state: LockedValue<State>
     /// The system zone loops on this engine see, once a test set one; until then they follow
     /// the machine's. Given to the runs through the task-local ``SystemTimeZone/source``, so
     /// that it concerns this clock's loops only and never the rest of the process.
@@ -73,7 +72,7 @@ final class VirtualEngine: LoopEngine {
 
     init(wallTime: Date, bootTime: Duration) {
         let continuous = bootTime.virtualNanoseconds
-        state = Mutex(State(continuous: continuous, wallOrigin: wallTime.virtualNanoseconds - continuous))
+        state = LockedValue(State(continuous: continuous, wallOrigin: wallTime.virtualNanoseconds - continuous))
     }
 
     // MARK: LoopEngine

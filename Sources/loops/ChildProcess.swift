@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Loops
 
 #if canImport(Glibc)
 import Glibc
@@ -52,7 +52,7 @@ final class ChildProcess: Sendable {
     let pid: pid_t
     /// Set once the child has exited but before it is reaped, under the lock `terminate()` takes,
     /// so a signal never reaches a recycled PID.
-    private let exited = Mutex(false)
+    private let exited = LockedValue(false)
 
     private init(pid: pid_t) {
         self.pid = pid

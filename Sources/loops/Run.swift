@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import Loops
 import LoopsSystemd
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -109,7 +108,7 @@ private final class CommandRunner: Sendable {
     let command: [String]
     let retried: Set<Int32>
     let notifier: SystemdNotifier
-    let state = Mutex(RunnerState())
+    let state = LockedValue(RunnerState())
     let logger = Logger(label: "loops")
 
     init(command: [String], retried: Set<Int32>, notifier: SystemdNotifier) {

@@ -1,5 +1,5 @@
-import Dispatch
 import Synchronization
+import Dispatch
 import Testing
 
 @testable import Loops
@@ -17,7 +17,7 @@ struct DispatchQueueExecutorTests {
     @Test("a loop's hooks and every iteration of its body run on the queue")
     func loopBodyRunsOnQueue() async throws {
         let (queue, key) = Self.markedQueue(7)
-        let seen = Mutex<[Int?]>([])
+        let seen = LockedValue<[Int?]>([])
         let loop = try Loop(seconds: 0.03, count: 3, executor: DispatchQueueExecutor(queue)) { _ in
             seen.withLock { $0.append(DispatchQueue.getSpecific(key: key)) }
         }
@@ -34,7 +34,7 @@ struct DispatchQueueExecutorTests {
         let (queue, key) = Self.markedQueue(11)
         let engine = PrecisionEngine(name: "dqe-\(UInt16.random(in: 0...9999))")
         defer { engine.shutdown() }
-        let seen = Mutex<[Int?]>([])
+        let seen = LockedValue<[Int?]>([])
         let loop = try Loop(
             seconds: 0.03,
             count: 2,

@@ -1,6 +1,5 @@
 import Foundation
 import Loops
-import Synchronization
 import LoopsTestKit
 import Testing
 
@@ -226,7 +225,7 @@ struct LoopErrorTests {
 
 /// The upper bounds the back-off asked the jitter for.
 final class BoundsLog: Sendable {
-    private let storage = Mutex<[Double]>([])
+    private let storage = LockedValue<[Double]>([])
     func append(_ value: Double) { storage.withLock { $0.append(value) } }
     var values: [Double] { storage.withLock { $0 } }
 }

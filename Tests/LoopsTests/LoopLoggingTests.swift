@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import Loops
 import LoopsTestKit
-import Synchronization
 import Testing
 
 /// Collects what a logger was given.
@@ -13,7 +12,7 @@ final class CapturedLog: Sendable {
         let metadata: [String: String]
     }
 
-    private let storage = Mutex<[Entry]>([])
+    private let storage = LockedValue<[Entry]>([])
 
     var entries: [Entry] { storage.withLock { $0 } }
 

@@ -1,6 +1,5 @@
 import Foundation
 import Loops
-import Synchronization
 import Testing
 
 /// Loops on the real timerfd engine. Every bound leaves ≥ 25 ms of headroom: single wakes on
@@ -14,7 +13,7 @@ struct LoopRealTimerTests {
     @Test("a 50 ms loop with count 4 runs on its grid, never early, at most 30 ms late")
     func gridOnRealTimers() async throws {
         // Each body records when it started and the instant the loop scheduled the next one at.
-        let samples = Mutex<[(started: Date, next: Date?)]>([])
+        let samples = LockedValue<[(started: Date, next: Date?)]>([])
         let loop = try Loop(seconds: 0.05, count: 4) { loop in
             let now = Date()
             samples.withLock { $0.append((now, loop.nextIteration)) }
@@ -39,7 +38,7 @@ struct LoopRealTimerTests {
     @Test("stop() during a real sleep ends the loop well before the next deadline")
     func stopDuringRealSleep() async throws {
         let loop = try Loop(seconds: 10) { _ in }
-        let ended = Mutex<Double?>(nil)
+        let ended = LockedValue<Double?>(nil)
         loop.afterLoop { _ in ended.withLock { $0 = Self.monotonicNow() } }
         let task = try loop.start()
         try await Task.sleep(for: .milliseconds(30))
@@ -54,7 +53,7 @@ struct LoopRealTimerTests {
     @Test("cancel() during a real sleep runs afterLoop with isBeingCancelled")
     func cancelDuringRealSleep() async throws {
         let loop = try Loop(seconds: 10) { _ in }
-        let cancelledSeen = Mutex<Bool?>(nil)
+        let cancelledSeen = LockedValue<Bool?>(nil)
         loop.afterLoop { loop in cancelledSeen.withLock { $0 = loop.isBeingCancelled } }
         let task = try loop.start()
         try await Task.sleep(for: .milliseconds(30))

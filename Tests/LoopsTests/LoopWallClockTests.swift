@@ -1,7 +1,6 @@
 import Foundation
 import Loops
 import LoopsTestKit
-import Synchronization
 import Testing
 
 @Suite("Wall-clock schedules on virtual time: overrun, clock steps, years of runs")
@@ -11,7 +10,7 @@ struct LoopWallClockTests {
 
     /// Records the wall time of each body as `HH:MM` (UTC) or a full ISO date.
     final class WallLog: Sendable {
-        private let dates = Mutex<[Date]>([])
+        private let dates = LockedValue<[Date]>([])
         let clock: VirtualClock
         init(_ clock: VirtualClock) { self.clock = clock }
         func record() { dates.withLock { $0.append(clock.now) } }
@@ -155,7 +154,7 @@ struct LoopWallClockTests {
         let clock = VirtualClock(wallTime: Self.start)
         let log = WallLog(clock)
         let loop = try Loop(schedule: .calendar("2026-03-02 01,02:00:00 UTC"), clock: clock.loopClock) { _ in log.record() }
-        let ended = Mutex(false)
+        let ended = LockedValue(false)
         loop.afterLoop { _ in ended.withLock { $0 = true } }
         try loop.start()
         await clock.advance(by: .seconds(5 * 3600))

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 @testable import Loops
@@ -43,7 +42,7 @@ extension EngineTests {
         func bodyRunsOnEngineThread() async throws {
             let engine = PrecisionEngine(name: Self.uniqueName())
             defer { engine.shutdown() }
-            let threads = Mutex<[UInt]>([])
+            let threads = LockedValue<[UInt]>([])
             let loop = try Loop(seconds: 0.03, count: 3, clock: .continuous.precise(on: engine)) { _ in
                 threads.withLock { $0.append(UInt(pthread_self())) }
             }
@@ -199,7 +198,7 @@ extension EngineTests {
 
 /// Thread handles recorded from escaping closures.
 final class ThreadLog: Sendable {
-    private let handles = Mutex<[UInt]>([])
+    private let handles = LockedValue<[UInt]>([])
     func append(_ handle: UInt) { handles.withLock { $0.append(handle) } }
     var entries: [UInt] { handles.withLock { $0 } }
 }

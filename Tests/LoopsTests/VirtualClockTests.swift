@@ -1,7 +1,6 @@
 import Foundation
 import Loops
 import LoopsTestKit
-import Synchronization
 import Testing
 
 @Suite("LoopsTestKit's VirtualClock")
@@ -51,7 +50,7 @@ struct VirtualClockTests {
     @Test("a test task's own sleep on the clock wakes when time reaches it")
     func testTaskSleep() async throws {
         let clock = VirtualClock()
-        let woke = Mutex(false)
+        let woke = LockedValue(false)
         let sleeper = Task {
             try await clock.sleep(for: .seconds(3))
             woke.withLock { $0 = true }

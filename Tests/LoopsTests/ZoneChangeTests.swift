@@ -1,6 +1,5 @@
 import Foundation
 import LoopsTestKit
-import Synchronization
 import Testing
 
 @testable import Loops
@@ -161,7 +160,7 @@ struct ZoneChangeTests {
     func virtualZoneChanges() async throws {
         let clock = VirtualClock(wallTime: Self.monday)
         await clock.changeSystemTimeZone(to: try #require(TimeZone(identifier: "UTC")))
-        let runs = Mutex<[Date]>([])
+        let runs = LockedValue<[Date]>([])
         let loop = try Loop(schedule: .calendar("*-*-* 09:00:00"), clock: clock.loopClock) { _ in
             runs.withLock { $0.append(clock.now) }
         }
@@ -194,7 +193,7 @@ struct ZoneChangeTests {
     func virtualChangeOverAPassedSlot() async throws {
         let clock = VirtualClock(wallTime: Self.monday)
         await clock.changeSystemTimeZone(to: try #require(TimeZone(identifier: "UTC")))
-        let runs = Mutex<[Date]>([])
+        let runs = LockedValue<[Date]>([])
         let loop = try Loop(schedule: .calendar("*-*-* 09:00:00"), clock: clock.loopClock) { _ in
             runs.withLock { $0.append(clock.now) }
         }

@@ -209,26 +209,16 @@ final class PrecisionThread: Sendable {
             switch step {
             case .run(let batch, let executor):
                 let executor = executor ?? globalConcurrentExecutor.asUnownedTaskExecutor()
-                let t2 = TimerCore.now(.continuous)
                 for job in batch { job.runSynchronously(on: executor) }
-                DebugProbe.bodyStart.append(TimerCore.now(.continuous) - t2)
-                if DebugProbe.bodyStart.count == 2000 { let a = DebugProbe.bodyStart.sorted(); print("DEBUG batch p50 \(a[1000]) ns") }
             case .wait:
                 var count: Int32 = 0
                 let code = tokens.withUnsafeMutableBufferPointer {
                     cloops_epoll_wait(epollDescriptor, $0.baseAddress, Int32($0.count), -1, &count)
                 }
-                let t0 = TimerCore.now(.continuous)
                 state.withLock { $0.waiting = false }
                 guard code == 0 else { continue }
                 for token in tokens.prefix(Int(count)) {
                     handle(token)
-                }
-                let t1 = TimerCore.now(.continuous)
-                DebugProbe.samples.append((t0, t1))
-                if DebugProbe.samples.count == 1000 {
-                    let a = DebugProbe.samples.map { $0.1 - $0.0 }.sorted()
-                    print("DEBUG handle p50 \(a[500]) ns")
                 }
             case .exit:
                 finish()
@@ -276,5 +266,3 @@ private final class ThreadContext {
         self.name = name
     }
 }
-
-enum DebugProbe { nonisolated(unsafe) static var samples: [(Int64, Int64)] = [] ; nonisolated(unsafe) static var bodyStart: [Int64] = [] }

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Lets another thread end a loop's sleep early without cancelling the loop's task: `stop()`
 /// ends a sleep at once, `changeInterval` re-arms it. A wake that arrives while no sleep is in
@@ -11,7 +10,7 @@ package final class Waker: Sendable {
         case armed(@Sendable () -> Void)
     }
 
-    private let state = Mutex<State>(.idle)
+    private let state = LockedValue<State>(.idle)
 
     package init() {}
 

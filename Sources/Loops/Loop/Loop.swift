@@ -1,6 +1,5 @@
 public import Foundation
 public import Logging
-import Synchronization
 
 /// A background loop: runs its body every interval or at wall-clock times, with the API of
 /// Python's `disnake.ext.tasks.Loop`.
@@ -24,7 +23,7 @@ public final class Loop: Sendable {
     let clock: LoopClock
     let logger: Logger
     let executor: (any TaskExecutor)?
-    let state: Mutex<LoopState>
+    let state: LockedValue<LoopState>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
 
@@ -125,7 +124,7 @@ public final class Loop: Sendable {
         if let interval = schedule.interval {
             initial.relativeComponents = (interval.seconds, 0, 0)
         }
-        self.state = Mutex(initial)
+        self.state = LockedValue(initial)
     }
 
     // MARK: Running

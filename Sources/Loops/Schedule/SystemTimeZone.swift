@@ -1,5 +1,4 @@
 package import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +34,7 @@ package enum SystemTimeZone {
     /// from. A link that is missing or unresolvable keeps the last zone of its path: replacing
     /// the link with `ln -sf` (unlink, then symlink) leaves a moment without one, and a loop
     /// woken in that moment must not compute its deadline in some unrelated fallback zone.
-    private static let cache = Mutex<[String: (key: String, zone: TimeZone)]>([:])
+    private static let cache = LockedValue<[String: (key: String, zone: TimeZone)]>([:])
 
     /// The zone now in force.
     package static var current: TimeZone {
@@ -117,11 +116,11 @@ package enum SystemTimeZone {
 
 /// A system zone a test sets and changes (see ``SystemTimeZone/Source/simulated(_:)``).
 package final class SimulatedTimeZone: Sendable {
-    private let storage: Mutex<TimeZone?>
+    private let storage: LockedValue<TimeZone?>
 
     /// A simulated system zone that starts as `zone` (nil: the machine's, until set).
     package init(_ zone: TimeZone? = nil) {
-        storage = Mutex(zone)
+        storage = LockedValue(zone)
     }
 
     /// The zone now in force; nil for the machine's.

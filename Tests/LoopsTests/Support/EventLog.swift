@@ -1,12 +1,11 @@
 import Foundation
 import Loops
 import LoopsTestKit
-import Synchronization
 
 /// What a test's loop did, with the virtual time (seconds since the clock's creation) at which
 /// it did it: `"body@5"`, `"after@10"`.
 final class EventLog: Sendable {
-    private let entries = Mutex<[String]>([])
+    private let entries = LockedValue<[String]>([])
     private let clock: VirtualClock
     private let origin: Duration
 
@@ -36,7 +35,7 @@ final class EventLog: Sendable {
 
 /// A counter shared with a `@Sendable` body.
 final class Counter: Sendable {
-    private let value = Mutex(0)
+    private let value = LockedValue(0)
 
     @discardableResult
     func increment() -> Int {
