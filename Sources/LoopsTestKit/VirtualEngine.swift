@@ -182,28 +182,29 @@ final class VirtualEngine: LoopEngine {
     /// Steps the wall clock by `delta`: every sleeper on `.realtime` wakes with `.clockStepped`,
     /// as the kernel reports ECANCELED on a timerfd armed with TFD_TIMER_CANCEL_ON_SET.
     func stepWallClock(by delta: Int64) async {
-        await waitUntilIdle()
-        let woken = state.withLock { state -> [Sleeper] in
+        await wakeRealtimeSleepers { state in
             state.wallOrigin = state.wallOrigin.addingReportingOverflow(delta).partialValue
-            let ids = state.sleepers.filter { $0.value.clock == .realtime }.keys
-            return ids.sorted().compactMap { state.remove($0) }
         }
-        for sleeper in woken {
-            sleeper.waker?.disarm()
-            sleeper.continuation.resume(returning: .clockStepped)
-        }
-        await waitUntilIdle()
     }
 
     /// Sets the simulated system zone to `zone`, then wakes every `.realtime` sleeper with
     /// `.clockStepped`, as the system engine does when the localtime link changes. Elapsed and
     /// wall time do not move.
     func changeSystemTimeZone(to zone: TimeZone) async {
-        await waitUntilIdle()
-        let woken = state.withLock { state -> [Sleeper] in
+        await wakeRealtimeSleepers { _ in
             // Every loop is asleep (idle) here, so each of them sees the wake below.
             simulatedZone.zone = zone
-            let ids = state.sleepers.filter { $0.value.clock == .realtime }.keys
+        }
+    }
+
+    /// Once every loop is idle, applies `change` and wakes every `.realtime` sleeper with
+    /// `.clockStepped` in one step under the lock, then waits until the loops are idle again.
+    private func wakeRealtimeSleepers(after change: (inout State) -> Void) async {
+        await waitUntilIdle()
+        let woken = state.withLock { state -> [Sleeper] in
+            change(&state)
+            let snapshot = state
+            let ids = snapshot.sleepers.filter { $0.value.clock == .realtime }.keys
             return ids.sorted().compactMap { state.remove($0) }
         }
         for sleeper in woken {

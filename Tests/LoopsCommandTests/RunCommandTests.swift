@@ -5,41 +5,6 @@ import Testing
 import Glibc
 #endif
 
-/// The built `loops` executable, found as NextCommandTests finds it: `LOOPS_BINARY`, else next
-/// to the test bundle.
-private func loopsBinary() throws -> URL {
-    let fileManager = FileManager.default
-    if let explicit = ProcessInfo.processInfo.environment["LOOPS_BINARY"] {
-        return URL(fileURLWithPath: explicit)
-    }
-    var directories: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-    if let executable = Bundle.main.executableURL {
-        directories.append(executable.deletingLastPathComponent())
-    }
-    if let first = CommandLine.arguments.first {
-        directories.append(URL(fileURLWithPath: first).deletingLastPathComponent())
-    }
-    if let exe = try? fileManager.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-        let directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        directories += [directory, directory.deletingLastPathComponent()]
-    }
-    for directory in directories {
-        let candidate = directory.appendingPathComponent("loops")
-        var isDirectory: ObjCBool = false
-        if fileManager.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-            fileManager.isExecutableFile(atPath: candidate.path)
-        {
-            return candidate
-        }
-    }
-    throw RunBinaryNotFound(searched: directories.map(\.path))
-}
-
-private struct RunBinaryNotFound: Error, CustomStringConvertible {
-    let searched: [String]
-    var description: String { "the loops executable was not found in \(searched); build it or set LOOPS_BINARY" }
-}
-
 /// A temporary directory for one test, removed with everything in it by `cleanUp()`.
 private struct Scratch {
     let directory: URL

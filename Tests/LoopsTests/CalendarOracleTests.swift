@@ -18,7 +18,7 @@ struct CalendarOracleTests {
     @Test("parse, normalize and next fire times agree with systemd-analyze",
           .enabled(if: analyzePath != nil, "systemd-analyze is not installed; skipping the oracle test"))
     func agreesWithSystemd() throws {
-        var generator = CalendarRandom(seed: 0x5EED_CA1E_2024)
+        var generator = SeededRandom(seed: 0x5EED_CA1E_2024)
         var report = CalendarOracleReport()
         for zoneName in Self.localZones {
             let localZone = try #require(TimeZone(identifier: zoneName))
@@ -49,7 +49,7 @@ struct CalendarOracleTests {
 
     /// DST changes of `zone` in 2024/2025, leap days and year ends, each with random offsets
     /// of up to a few hours and sometimes a fraction of a second (in microseconds since 1970).
-    static func baseTimes(around zone: String, using generator: inout CalendarRandom) -> [Int64] {
+    static func baseTimes(around zone: String, using generator: inout SeededRandom) -> [Int64] {
         let transitions: [Int64]
         switch zone {
         case "Europe/Berlin": transitions = [1_711_846_800, 1_729_990_800, 1_743_296_400]
@@ -269,40 +269,11 @@ struct CalendarOracleReport {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so every run tests the same expressions.
-struct CalendarRandom {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(below bound: Int) -> Int {
-        Int(next() % UInt64(bound))
-    }
-
-    mutating func chance(_ percent: Int) -> Bool {
-        next(below: 100) < percent
-    }
-
-    mutating func pick<T>(_ items: [T]) -> T {
-        items[next(below: items.count)]
-    }
-}
-
 /// Random calendar expressions over the whole grammar, mostly valid, some deliberately not.
 enum CalendarExpressionGenerator {
     static let weekdayNames = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "monday", "Friday", "SUN"]
 
-    static func make(using g: inout CalendarRandom) -> String {
+    static func make(using g: inout SeededRandom) -> String {
         if g.chance(8) {
             let shortcuts = ["minutely", "hourly", "daily", "monthly", "weekly", "yearly", "annually",
                              "quarterly", "semiannually", "semi-annually", "biannually", "Daily"]
@@ -319,7 +290,7 @@ enum CalendarExpressionGenerator {
     }
 
     /// Times in the small hours, where the DST changes of the tested zones happen.
-    static func nearTransitions(using g: inout CalendarRandom) -> String {
+    static func nearTransitions(using g: inout SeededRandom) -> String {
         let hour = g.pick(["1", "2", "02", "3", "1..3", "0/1", "1,2,3", "*", "2/1", "0..4/2"])
         let minute = g.pick(["0", "30", "*", "0/15", "0/20", "10/7", "45", "15..45/15", "59", "0/1"])
         let second = g.pick(["", ":00", ":*", ":0/30", ":30.5", ":59.999999", ":0/0.75"])
@@ -327,7 +298,7 @@ enum CalendarExpressionGenerator {
         return date + hour + ":" + minute + second
     }
 
-    static func zoneSuffix(using g: inout CalendarRandom) -> String {
+    static func zoneSuffix(using g: inout SeededRandom) -> String {
         switch g.next(below: 10) {
         case 0: return " UTC"
         case 1: return " Europe/Berlin"
@@ -337,7 +308,7 @@ enum CalendarExpressionGenerator {
         }
     }
 
-    static func weekdays(using g: inout CalendarRandom) -> String {
+    static func weekdays(using g: inout SeededRandom) -> String {
         var items: [String] = []
         for _ in 0..<(1 + g.next(below: 3)) {
             if g.chance(40) {
@@ -351,7 +322,7 @@ enum CalendarExpressionGenerator {
         return items.joined(separator: ",") + (g.chance(5) ? "," : "")
     }
 
-    static func date(using g: inout CalendarRandom) -> String {
+    static func date(using g: inout SeededRandom) -> String {
         let year: String
         switch g.next(below: 6) {
         case 0: year = String(2024 + g.next(below: 4))
@@ -369,7 +340,7 @@ enum CalendarExpressionGenerator {
         return year + "-" + month + (endOfMonth ? "~" : "-") + day
     }
 
-    static func time(using g: inout CalendarRandom) -> String {
+    static func time(using g: inout SeededRandom) -> String {
         let hour = field(using: &g, range: 0...23, width: 2)
         let minute = field(using: &g, range: 0...59, width: 2)
         guard g.chance(60) else { return hour + ":" + minute }
@@ -384,7 +355,7 @@ enum CalendarExpressionGenerator {
     }
 
     /// `*`, values, lists, ranges and repetitions, mostly inside `range`, sometimes outside.
-    static func field(using g: inout CalendarRandom, range: ClosedRange<Int>, width: Int) -> String {
+    static func field(using g: inout SeededRandom, range: ClosedRange<Int>, width: Int) -> String {
         if g.chance(35) { return "*" }
         let span = range.upperBound - range.lowerBound
         func value() -> Int {

@@ -2,19 +2,6 @@ import Testing
 
 @testable import Loops
 
-/// A small deterministic generator, so a failing random sequence can be replayed.
-private struct HeapTestRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("DeadlineHeap")
 struct DeadlineHeapTests {
     @Test("an empty heap has no minimum and pops nothing")
@@ -131,7 +118,7 @@ struct DeadlineHeapTests {
 
     @Test("random inserts, removals and pops agree with a sorted-array model", arguments: [1, 2, 3, 42])
     func randomAgainstModel(seed: UInt64) {
-        var random = HeapTestRandom(state: seed)
+        var random = SeededRandom(seed: seed)
         var heap = DeadlineHeap<Int>()
         // The model: (deadline, reservation order, payload, handle), kept sorted.
         var model: [(deadline: Int64, order: Int, payload: Int, handle: DeadlineHeap<Int>.Handle)] = []
