@@ -20,5 +20,17 @@ test: system-packages
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
+## Benchmarks against DispatchSourceTimer, Task.sleep and a raw timerfd loop (never part of
+## `make test`): builds the separate Benchmarks/ package in release mode, runs every scenario
+## (about 6 minutes), writes bench-results/ and prints the tables.
+bench: system-packages
+	@command -v valgrind >/dev/null 2>&1 || { \
+		echo "installing valgrind (for the engine-cost scenario)" >&2; \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind binutils >/dev/null; }
+	$(SWIFT) build -c release --package-path Benchmarks
+	Benchmarks/.build/release/LoopsBenchmarks --output bench-results
+
 clean:
 	rm -rf .build

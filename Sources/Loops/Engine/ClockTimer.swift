@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The sleepers of one clock and the one timerfd that wakes them.
 ///
@@ -98,7 +97,7 @@ package final class ClockTimer: Sendable {
     /// this much extra lateness. Deadlines further apart than the spacing (any single loop)
     /// are not affected. A deadline is never woken early either way.
     package let minimumWakeSpacing: Int64
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
 
     /// The default ``minimumWakeSpacing``: 250 µs.
     package static let defaultWakeSpacing: Int64 = 250_000
@@ -108,7 +107,7 @@ package final class ClockTimer: Sendable {
         self.clock = clock
         self.minimumWakeSpacing = max(0, minimumWakeSpacing)
         self.descriptor = try TimerCore.create(clock)
-        self.state = Mutex(State())
+        self.state = LockedValue(State())
     }
 
     /// The current time on this clock, in nanoseconds.

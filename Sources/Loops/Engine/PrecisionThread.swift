@@ -1,6 +1,5 @@
 import CLoopsCore
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +23,7 @@ final class PrecisionThread: Sendable {
     /// Token of the eventfd in the epoll set; timer tokens are `clock.rawValue + 1`.
     private static let wakeToken: UInt64 = 0
 
-    private struct State: ~Copyable {
+    private struct State {
         /// Jobs to run, in order.
         var jobs: [UnownedJob] = []
         /// Swapped with `jobs` on each drain so that neither array reallocates per tick.
@@ -45,12 +44,12 @@ final class PrecisionThread: Sendable {
         var timers: [ClockTimer?] = Array(repeating: nil, count: EngineClock.allCases.count)
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let epollDescriptor: Int32
     private let wakeDescriptor: Int32
     private let minimumWakeSpacing: Int64
     /// The pthread, for joining; 0 once joined or detached.
-    private let thread = Mutex<pthread_t>(0)
+    private let thread = LockedValue<pthread_t>(0)
 
     /// Opens the epoll set and the eventfd and starts the thread.
     init(name: String, minimumWakeSpacing: Int64) throws(LoopError) {

@@ -1,5 +1,4 @@
 import Dispatch
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +33,7 @@ package final class SystemEngine: LoopEngine {
     }
 
     private let queue: DispatchQueue
-    private let readers = Mutex<[EngineClock: Reader]>([:])
+    private let readers = LockedValue<[EngineClock: Reader]>([:])
     private let minimumWakeSpacing: Int64
     private let localtimePath: String
 

@@ -11,12 +11,12 @@ import Musl
 /// (swiftlang/swift#88440). A plain pthread mutex is understood by TSan, which keeps
 /// "ThreadSanitizer clean" a checkable promise. The lock is not recursive: never call back into
 /// code that takes the same lock from inside `withLock`.
-package final class LockedValue<Value>: @unchecked Sendable {
+package final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
     /// Wraps `value`.
-    package init(_ value: Value) {
+    package init(_ value: consuming Value) {
         self.value = value
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())

@@ -1,0 +1,71 @@
+/// The implementations compared, as named on the command line and in the tables.
+enum Implementation: String, CaseIterable, Codable, Sendable {
+    case loop = "loop"
+    case loopPrecise = "loop-precise"
+    case rawTimerfd = "raw-timerfd"
+    case dispatchTimer = "dispatch-timer"
+    case taskSleep = "task-sleep"
+
+    /// The name in the Markdown tables.
+    var title: String {
+        switch self {
+        case .loop: "swift-loops Loop (default)"
+        case .loopPrecise: "swift-loops Loop (precision mode)"
+        case .rawTimerfd: "raw timerfd loop (floor)"
+        case .dispatchTimer: "DispatchSourceTimer, leeway 0"
+        case .taskSleep: "Task.sleep(until:) loop"
+        }
+    }
+}
+
+/// One run of the precision scenario: 1 loop, 10 ms period, 1000 measured ticks.
+struct PrecisionResult: Codable, Sendable {
+    var scenario = "precision"
+    var implementation: Implementation
+    var run: Int = 0
+    var ticks: Int
+    var latenessP50Microseconds: Double
+    var latenessP99Microseconds: Double
+    var latenessMaxMicroseconds: Double
+    /// Median lateness of the last 100 ticks minus that of the first 100: ~0 for a timer that
+    /// keeps its grid, growing for one that schedules each tick from the previous wake.
+    var driftMicroseconds: Double
+    var cpuMicrosecondsPerTick: Double
+    var voluntarySwitchesPerTick: Double
+}
+
+/// The scale scenario: `loops` loops at 1 s, phases spread over the second, 10 s.
+struct ScaleResult: Codable, Sendable {
+    var scenario = "scale"
+    var implementation: Implementation
+    var loops: Int
+    var ticksExpected: Int
+    var ticksDelivered: Int
+    var latenessP50Microseconds: Double
+    var latenessP99Microseconds: Double
+    var cpuPercentOfOneCore: Double
+    var rssPerLoopKilobytes: Double
+}
+
+/// The idle scenario: 1 loop at 2 s for 10 s.
+struct IdleResult: Codable, Sendable {
+    var scenario = "idle"
+    var implementation: Implementation
+    var seconds: Double
+    var ticks: Int
+    /// Voluntary context switches of the whole process per second (each is a thread that
+    /// went back to sleep after a wakeup), the measuring thread's own sleep excluded.
+    var wakeupsPerSecond: Double
+    var wakeupsPerTick: Double
+}
+
+/// The engine-cost scenario: user-space instructions per tick under callgrind.
+struct CostResult: Codable, Sendable {
+    var scenario = "cost"
+    var implementation: Implementation
+    var shortTicks: Int
+    var longTicks: Int
+    var instructionsShort: Int
+    var instructionsLong: Int
+    var instructionsPerTick: Double
+}

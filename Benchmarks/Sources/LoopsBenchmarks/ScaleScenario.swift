@@ -1,0 +1,150 @@
+import CBenchSupport
+import Dispatch
+import Foundation
+import Loops
+
+/// Per-loop recording for the scale scenario: tick counts and the lateness of ticks 1...9
+/// of each loop (tick 0 anchors our loops, whose first slot is their start).
+final class ScaleRecorder: @unchecked Sendable {
+    static let measuredTicks = 10
+    let loops: Int
+    let counts: SampleBuffer
+    let anchors: SampleBuffer
+    let lateness: SampleBuffer
+
+    init(loops: Int) {
+        self.loops = loops
+        counts = SampleBuffer(count: loops)
+        anchors = SampleBuffer(count: loops)
+        lateness = SampleBuffer(count: loops * (Self.measuredTicks - 1), initial: .min)
+    }
+
+    /// Records tick `counts[index]` of loop `index`, scheduled at `scheduled` (nil for our
+    /// loops, whose grid is anchored at tick 0).
+    @inline(__always)
+    func record(_ index: Int, now: Int64, scheduled: Int64) {
+        let tick = Int(counts[index])
+        counts[index] = Int64(tick + 1)
+        guard tick > 0, tick < Self.measuredTicks else { return }
+        lateness[index * (Self.measuredTicks - 1) + tick - 1] = now - scheduled
+    }
+
+    func recordLoop(_ index: Int, now: Int64, loop: Loop) {
+        if counts[index] == 0 { anchors[index] = TickRecorder.nextSlot(of: loop) - second }
+        record(index, now: now, scheduled: anchors[index] + counts[index] * second)
+    }
+
+    var delivered: Int {
+        (0..<loops).reduce(0) { $0 + min(Int(counts[$1]), Self.measuredTicks) }
+    }
+
+    var samples: [Int64] { lateness.array.filter { $0 != .min } }
+}
+
+/// The scale scenario in a child process: `loops` loops at 1 s with phases spread over the
+/// second, for 10 s (ticks 0...9 of each loop).
+func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
+    let recorder = ScaleRecorder(loops: loops)
+    // Warm the runtime (a task, a Dispatch queue) before the baseline, so it is not counted.
+    let warm = DispatchSemaphore(value: 0)
+    Task { warm.signal() }
+    warm.wait()
+    DispatchQueue.global().async { warm.signal() }
+    warm.wait()
+    let baseline = bench_rss_bytes()
+
+    var keepAlive: [Any] = []
+    keepAlive.reserveCapacity(loops)
+    let start: Int64
+    let phase = { (index: Int) -> Int64 in Int64(index) * second / Int64(loops) }
+
+    switch implementation {
+    case .loop, .loopPrecise:
+        var created: [Loop] = []
+        created.reserveCapacity(loops)
+        let clock: LoopClock = implementation == .loopPrecise ? .precise : .continuous
+        for index in 0..<loops {
+            do {
+                created.append(try Loop(seconds: 1, count: ScaleRecorder.measuredTicks, clock: clock) { loop in
+                    let now = bootNow()
+                    recorder.recordLoop(index, now: now, loop: loop)
+                })
+            } catch {
+                fail("cannot create loop \(index): \(error)")
+            }
+        }
+        start = bootNow() + 100 * millisecond
+        // Start each loop at its phase (its first tick runs at start); batches of 1 ms.
+        for (index, loop) in created.enumerated() {
+            let target = start + phase(index)
+            if target - bootNow() > millisecond { sleepUntil(boot: target) }
+            do { try loop.start() } catch { fail("cannot start loop \(index): \(error)") }
+        }
+        keepAlive = created
+
+    case .dispatchTimer:
+        var timers: [any DispatchSourceTimer] = []
+        timers.reserveCapacity(loops)
+        for _ in 0..<loops { timers.append(DispatchSource.makeTimerSource(queue: .global())) }
+        // DispatchTime counts CLOCK_MONOTONIC; the scenario's instants are on CLOCK_BOOTTIME.
+        let offset = bootNow() - monoNow()
+        start = bootNow() + second
+        for (index, timer) in timers.enumerated() {
+            let first = start + phase(index)
+            timer.setEventHandler {
+                let now = bootNow()
+                recorder.record(index, now: now, scheduled: first + recorder.counts[index] * second)
+                if recorder.counts[index] >= Int64(ScaleRecorder.measuredTicks) { timer.cancel() }
+            }
+            timer.schedule(
+                deadline: DispatchTime(uptimeNanoseconds: UInt64(first - offset)),
+                repeating: .seconds(1),
+                leeway: .nanoseconds(0)
+            )
+            timer.activate()
+        }
+        keepAlive = timers
+
+    case .taskSleep:
+        let clock = ContinuousClock()
+        let startInstant = clock.now + .seconds(1)
+        start = bootNow() + second
+        for index in 0..<loops {
+            let first = startInstant + .nanoseconds(phase(index))
+            Task {
+                for tick in 0..<ScaleRecorder.measuredTicks {
+                    let deadline = first + .seconds(tick)
+                    try? await Task.sleep(until: deadline, clock: clock)
+                    let late = nanoseconds(clock.now - deadline)
+                    recorder.record(index, now: late, scheduled: 0)
+                }
+            }
+        }
+
+    case .rawTimerfd:
+        fail("the scale scenario has no raw timerfd implementation (one fd per loop)")
+    }
+
+    // CPU over the steady part (every loop started), RSS in the middle of it.
+    sleepUntil(boot: start + second)
+    let usageStart = bench_usage_now()
+    sleepUntil(boot: start + 5 * second)
+    let rss = bench_rss_bytes()
+    sleepUntil(boot: start + 10 * second)
+    let usageEnd = bench_usage_now()
+    // Grace for the last ticks (scheduled before start + 10 s).
+    sleepUntil(boot: start + 10 * second + 500 * millisecond)
+    let delivered = recorder.delivered
+    let stats = LatenessStats(recorder.samples)
+    withExtendedLifetime(keepAlive) {}
+    return ScaleResult(
+        implementation: implementation,
+        loops: loops,
+        ticksExpected: loops * ScaleRecorder.measuredTicks,
+        ticksDelivered: delivered,
+        latenessP50Microseconds: stats.p50,
+        latenessP99Microseconds: stats.p99,
+        cpuPercentOfOneCore: UsageDelta(from: usageStart, to: usageEnd).cpuMicroseconds / 9e6 * 100,
+        rssPerLoopKilobytes: Double(rss - baseline) / 1024 / Double(loops)
+    )
+}
