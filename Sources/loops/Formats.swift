@@ -200,9 +200,9 @@ enum InstantFormat {
             return nil
         }
         guard index == scalars.count, (1...12).contains(month), day >= 1,
-            day <= daysInMonth(year: year, month: month), hour <= 23, minute <= 59, second <= 60
+            day <= WallClock.daysInMonth(year: Int64(year), month: month), hour <= 23, minute <= 59, second <= 60
         else { return nil }
-        let unix = days(year: Int64(year), month: month, day: day) * 86_400
+        let unix = WallClock.days(year: Int64(year), month: month, day: day) * 86_400
             + Int64(hour * 3600 + minute * 60 + second - offset)
         return Date(timeIntervalSinceReferenceDate: Double(unix - referenceOffset) + fraction)
     }
@@ -219,7 +219,7 @@ enum InstantFormat {
         let unix = Int64(whole) + referenceOffset
         let dayNumber = unix >= 0 ? unix / 86_400 : (unix - 86_399) / 86_400
         let secondOfDay = Int(unix - dayNumber * 86_400)
-        let (year, month, day) = civil(days: dayNumber)
+        let (year, month, day) = WallClock.civil(days: dayNumber)
         func pad(_ value: Int64, _ width: Int) -> String {
             let text = String(abs(value))
             return (value < 0 ? "-" : "") + String(repeating: "0", count: max(0, width - text.count)) + text
@@ -227,36 +227,5 @@ enum InstantFormat {
         return "\(pad(year, 4))-\(pad(Int64(month), 2))-\(pad(Int64(day), 2))T"
             + "\(pad(Int64(secondOfDay / 3600), 2)):\(pad(Int64(secondOfDay / 60 % 60), 2)):"
             + "\(pad(Int64(secondOfDay % 60), 2)).\(pad(Int64(micros), 6))Z"
-    }
-
-    private static func daysInMonth(year: Int, month: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-    private static func days(year: Int64, month: Int, day: Int) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let m = Int64(month)
-        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        return era * 146_097 + yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear - 719_468
-    }
-
-    /// The civil date of a day number (Howard Hinnant's `civil_from_days`).
-    private static func civil(days: Int64) -> (year: Int64, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * mp + 2) / 5 + 1)
-        let month = Int(mp < 10 ? mp + 3 : mp - 9)
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -8,28 +8,13 @@ enum CivilCalendar {
         let monthIndex = month - 1
         let carriedYear = year + floorDivide(monthIndex, 12)
         let normalizedMonth = monthIndex - floorDivide(monthIndex, 12) * 12 + 1
-        // Howard Hinnant's days_from_civil, with March as the first month of the era's year.
-        let y = normalizedMonth <= 2 ? carriedYear - 1 : carriedYear
-        let era = floorDivide(y, 400)
-        let yearOfEra = y - era * 400
-        let shiftedMonth = normalizedMonth > 2 ? normalizedMonth - 3 : normalizedMonth + 9
-        let dayOfYear = (153 * shiftedMonth + 2) / 5
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468 + (day - 1)
+        return Int(WallClock.days(year: Int64(carriedYear), month: normalizedMonth, day: 1)) + (day - 1)
     }
 
     /// The date of a day number (inverse of ``days(year:month:day:)``).
     static func date(fromDays days: Int64) -> (year: Int, month: Int, day: Int) {
-        let z = Int(days) + 719_468
-        let era = floorDivide(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
+        let (year, month, day) = WallClock.civil(days: days)
+        return (Int(year), month, day)
     }
 
     /// 0 = Monday … 6 = Sunday (1970-01-01 was a Thursday).

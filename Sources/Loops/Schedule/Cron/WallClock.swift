@@ -8,7 +8,7 @@ import Foundation
 /// differs between Foundation versions), and because scanning through `Calendar` is slow. A
 /// local wall time is represented as "local seconds": the Unix seconds the same wall time would
 /// have in UTC, so `instant = local - offset`.
-enum WallClock {
+package enum WallClock {
     /// Seconds between 1970-01-01 and 2001-01-01, the reference date of `Date`.
     static let referenceOffset: Int64 = 978_307_200
 
@@ -18,7 +18,7 @@ enum WallClock {
     static let supportedRange: ClosedRange<Double> = -1e12...1e12
 
     /// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-    static func days(year: Int64, month: Int, day: Int) -> Int64 {
+    package static func days(year: Int64, month: Int, day: Int) -> Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yearOfEra = y - era * 400
@@ -29,7 +29,7 @@ enum WallClock {
     }
 
     /// The civil date of a day number (Howard Hinnant's `civil_from_days`).
-    static func civil(days: Int64) -> (year: Int64, month: Int, day: Int) {
+    package static func civil(days: Int64) -> (year: Int64, month: Int, day: Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097
@@ -50,7 +50,7 @@ enum WallClock {
         (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
     }
 
-    static func daysInMonth(year: Int64, month: Int) -> Int {
+    package static func daysInMonth(year: Int64, month: Int) -> Int {
         switch month {
         case 2: return isLeapYear(year) ? 29 : 28
         case 4, 6, 9, 11: return 30
