@@ -56,6 +56,15 @@ package protocol LoopEngine: AnyObject, Sendable {
 }
 
 extension LoopEngine {
+    /// Nothing to do: kernel-timer engines track sleepers, not loops.
+    package func loopDidActivate() {}
+
+    /// Nothing to do: kernel-timer engines track sleepers, not loops.
+    package func loopDidDeactivate() {}
+
+    /// Runs `operation` directly: only virtual time needs to know which tasks belong to loops.
+    package func participate(_ operation: () async -> Void) async { await operation() }
+
     /// The global executor: bodies hop off the thread that handled the wake.
     package var preferredExecutor: (any TaskExecutor)? { nil }
 }

@@ -114,15 +114,6 @@ extension PrecisionEngine: LoopEngine {
         return try await thread.get().timer(for: clock).sleep(until: deadline, waker: waker)
     }
 
-    /// Nothing to do: the engine tracks sleepers, not loops.
-    package func loopDidActivate() {}
-
-    /// Nothing to do: the engine tracks sleepers, not loops.
-    package func loopDidDeactivate() {}
-
-    /// Runs `operation` directly.
-    package func participate(_ operation: () async -> Void) async { await operation() }
-
     /// Loops on this engine run on its thread unless given another executor.
     package var preferredExecutor: (any TaskExecutor)? { self }
 }

@@ -78,15 +78,6 @@ package final class SystemEngine: LoopEngine {
         return try await timer(for: clock).sleep(until: deadline, waker: waker)
     }
 
-    /// Nothing to do: the system engine does not track loops, only sleepers.
-    package func loopDidActivate() {}
-
-    /// Nothing to do: the system engine does not track loops, only sleepers.
-    package func loopDidDeactivate() {}
-
-    /// Runs `operation` directly: only virtual time needs to know who participates.
-    package func participate(_ operation: () async -> Void) async { await operation() }
-
     // MARK: - Introspection and test hooks
 
     /// The number of timerfds this engine holds open (at most one per clock).
