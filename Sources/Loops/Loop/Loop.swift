@@ -373,7 +373,9 @@ public final class Loop: Sendable {
         if cancelledEarly { cancel() }
     }
 
-    private func makeTask<Success: Sendable>(
+    /// A new task for the loop's code: on `executor` when one was given (or preferred by the
+    /// engine), else on the global executor.
+    func makeTask<Success: Sendable>(
         _ operation: sending @escaping @isolated(any) () async -> Success
     ) -> Task<Success, Never> {
         if let executor {

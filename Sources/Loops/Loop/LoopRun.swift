@@ -69,33 +69,24 @@ extension Loop {
             )
             return
         }
-        await shielded { await handler(self, error) }
+        // A task of its own, so that a cancellation of the run's task does not reach the handler.
+        await makeTask { await handler(self, error) }.value
     }
 
+    /// Runs `afterLoop` in a task of its own, so that a cancellation of the run's task does not
+    /// reach it: `afterLoop` must be able to flush work after `cancel()`.
     private func runAfterLoop() async {
         guard let hook = state.withLock({ $0.afterLoop }) else { return }
-        do {
-            try await shieldedThrowing { try await hook(self) }
-        } catch {
-            logger.error("afterLoop threw an error", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Runs `operation` in a new task, so that a cancellation of the run's task does not reach
-    /// it: `afterLoop` must be able to flush work after `cancel()`.
-    private func shielded(_ operation: @escaping @Sendable () async -> Void) async {
-        if let executor {
-            await Task(executorPreference: executor, operation: operation).value
-        } else {
-            await Task(operation: operation).value
-        }
-    }
-
-    private func shieldedThrowing(_ operation: @escaping @Sendable () async throws -> Void) async throws {
-        if let executor {
-            try await Task(executorPreference: executor, operation: operation).value
-        } else {
-            try await Task(operation: operation).value
+        let failure: (any Error)? = await makeTask {
+            do {
+                try await hook(self)
+                return nil
+            } catch {
+                return error
+            }
+        }.value
+        if let failure {
+            logger.error("afterLoop threw an error", metadata: ["error": "\(failure)"])
         }
     }
 
@@ -190,13 +181,19 @@ extension Loop {
                 let reason = try await engine.sleep(until: deadline, on: engineClock, waker: waker)
                 sleptAlready = true
                 guard reason == .deadlineReached else { continue }
-                // The schedule may have changed just before the wake; re-decide then.
-                let unchanged = state.withLock { $0.scheduleVersion == version && !$0.isStopRequested(id) }
                 // A wake so late that the following slot has passed too (the machine was
                 // suspended, the process stalled) is an overrun: re-decide with the policy. A
                 // wake that is merely late keeps the grid, so timer latency never causes drift.
-                if unchanged, !isDue(nextAfterSlot) {
-                    state.withLock { $0.nextInstant = nextAfterSlot }
+                let missedFollowingSlot = isDue(nextAfterSlot)
+                // The schedule may have changed, or stop() come, just before the wake: re-decide then.
+                let onSchedule = state.withLock { state -> Bool in
+                    guard state.scheduleVersion == version, !state.isStopRequested(id), !missedFollowingSlot else {
+                        return false
+                    }
+                    state.nextInstant = nextAfterSlot
+                    return true
+                }
+                if onSchedule {
                     return SchedulePosition(basis: .slot(slot), version: version)
                 }
             }
