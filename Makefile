@@ -1,7 +1,7 @@
 # swift-loops — every entry point installs what it needs first.
 SWIFT ?= swift
 
-.PHONY: all demo test tsan build bench system-packages clean
+.PHONY: all demo test tsan build bench zone-sweep system-packages clean
 
 all: build
 
@@ -31,6 +31,13 @@ bench: system-packages
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind binutils >/dev/null; }
 	$(SWIFT) build -c release --package-path Benchmarks
 	Benchmarks/.build/release/LoopsBenchmarks --output bench-results
+
+## Every UTC-offset change of every canonical zone of tzdata from 2000 to 2040: times of day,
+## cron and calendar schedules against a brute-force scan and systemd-analyze (`make test`
+## runs a fixed sample of the same sweep; this walks all of it, about 25 minutes).
+zone-sweep: system-packages
+	$(SWIFT) build --build-tests
+	LOOPS_FULL_ZONE_SWEEP=1 $(SWIFT) test --skip-build --no-parallel --filter ZoneSweepTests
 
 ## The test suite under ThreadSanitizer (its own build folder; not part of CI: ~2.5 min cold).
 ## The parser, oracle and CLI suites are skipped: they are single-threaded and slow under TSan.

@@ -48,7 +48,9 @@ struct CalendarExpression: Hashable, Sendable {
         case .named(let named): zone = named
         }
         let search = CalendarSearch(spec: spec)
-        guard let next = search.next(second: second, microsecond: microsecond, zone: zone) else {
+        guard let next = search.next(
+            second: second, microsecond: microsecond, zone: zone, daylightSaving: spec.zone.requiredDaylightSaving)
+        else {
             return nil
         }
         return Self.date(second: next.second, microsecond: next.microsecond)

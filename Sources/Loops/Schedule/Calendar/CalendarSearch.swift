@@ -1,15 +1,31 @@
 import Foundation
 
-/// The next instant of a ``CalendarSpec``: systemd's field-by-field search (year, month,
-/// day, weekday, hour, minute, second), which jumps to the next matching value of each field
-/// and restarts from the top whenever a change does not fit (day 31 of April, a local time in
-/// a DST gap). Its results are compared with `systemd-analyze calendar` by the oracle tests.
+/// The next instant of a ``CalendarSpec``, in two layers:
+///
+/// - a search in local wall time, which is systemd's field-by-field search (year, month, day,
+///   weekday, hour, minute, second) run on the proleptic calendar alone: it jumps to the next
+///   matching value of each field and restarts from the top whenever a change does not fit
+///   (day 31 of April, minute 60);
+/// - the wall time it finds is then placed in the zone with systemd.time(7)'s rules for
+///   daylight saving: a local time that does not exist (a gap) is skipped, and the search goes
+///   on from the end of the gap; a local time that occurs twice (an overlap) fires once, at its
+///   first occurrence — or, when the search starts inside the second pass, at the second, as
+///   systemd's `mktime` does.
+///
+/// systemd 252 runs its search through glibc's `mktime` instead, whose normalization of a time
+/// inside a gap can move backwards when the change is at midnight or not on the hour; it then
+/// repeats an hour for ever or gives up (`EDEADLK`). Where it succeeds, the results agree; the
+/// oracle tests compare both across every zone of tzdata.
 struct CalendarSearch {
     let spec: CalendarSpec
 
     /// systemd's safety valve (`MAX_CALENDAR_ITERATIONS`): after this many restarts it
     /// reports an error, which for us means no next instant.
     private static let maximumSteps = 1000
+
+    /// How many wall times that do not fire (in a gap, or a repeated one already passed) the
+    /// zone layer passes over before it gives up: far more than any zone's changes need.
+    private static let maximumCandidates = 10_000
 
     private enum FieldMatch {
         case unchanged
@@ -18,22 +34,64 @@ struct CalendarSearch {
     }
 
     private enum Bounds {
-        /// The fields denote a real local time.
+        /// The fields denote a real date and time.
         case exact
         /// They did not; the time now holds the normalized (later) fields.
         case normalized
-        /// Past the last year, or normalization would go backwards.
+        /// Past the last year.
         case outOfRange
     }
 
     /// The earliest matching instant (seconds and microseconds since 1970) at or after
-    /// `second`.`microsecond`, in `zone` (`nil`: UTC); `nil` when there is none up to 2199.
-    func next(second startSecond: Int64, microsecond startMicrosecond: Int, zone: TimeZone?) -> (second: Int64, microsecond: Int)? {
-        var clock = LocalClock(zone: zone, startingAt: startSecond)
-        var time = clock.civilTime(at: startSecond)
+    /// `second`.`microsecond`, read in `zone` (`nil`: UTC); `nil` when there is none up to 2199.
+    /// With `daylightSaving` (systemd's `dst` field, for a suffix naming one of the local zone's
+    /// abbreviations), the search ends at the first matching instant whose daylight-saving flag
+    /// differs, as systemd's does.
+    func next(second: Int64, microsecond: Int, zone: TimeZone?, daylightSaving: Bool? = nil) -> (second: Int64, microsecond: Int)? {
+        guard let zone else {
+            return nextWallTime(localSecond: second, microsecond: microsecond)
+        }
+        let threshold = (second, microsecond)
+        var local = (second: second + WallClock.offset(zone, atUnix: second), microsecond: microsecond)
+        for _ in 0..<Self.maximumCandidates {
+            guard let wall = nextWallTime(localSecond: local.second, microsecond: local.microsecond) else { return nil }
+            let instant: Int64
+            switch WallClock.resolve(local: wall.second, in: zone) {
+            case .unique(let only):
+                instant = only
+            case .repeated(let first, let second):
+                // Only a search that starts inside the second pass can find its own time after
+                // the first occurrence: it stays in that pass.
+                instant = (first, wall.microsecond) >= threshold ? first : second
+            case .skipped(_, let gapEnd):
+                local = (gapEnd + WallClock.offset(zone, atUnix: gapEnd), 0)
+                continue
+            }
+            // As in systemd, the first wall time of the other half of the year ends the schedule.
+            if let daylightSaving, zone.isDaylightSavingTime(for: WallClock.date(unixSeconds: instant)) != daylightSaving {
+                return nil
+            }
+            guard (instant, wall.microsecond) >= threshold else {
+                local = Self.after(wall)
+                continue
+            }
+            return (instant, wall.microsecond)
+        }
+        return nil
+    }
+
+    /// The wall time one microsecond after `time`.
+    private static func after(_ time: (second: Int64, microsecond: Int)) -> (second: Int64, microsecond: Int) {
+        time.microsecond + 1 < CalendarSpec.microsecondsPerSecond
+            ? (time.second, time.microsecond + 1) : (time.second + 1, 0)
+    }
+
+    /// The earliest matching wall time at or after the given one, both as local seconds since
+    /// 1970 (the seconds the same wall time has in UTC) and microseconds; `nil` when there is
+    /// none up to 2199.
+    private func nextWallTime(localSecond: Int64, microsecond startMicrosecond: Int) -> (second: Int64, microsecond: Int)? {
+        var time = CivilTime(localSeconds: localSecond)
         var microsecond = startMicrosecond
-        let request = spec.zone.daylightSavingRequest
-        var isFirstStep = true
 
         func zeroFrom(_ time: inout CivilTime, _ microsecond: inout Int) {
             time.resetTime()
@@ -41,11 +99,7 @@ struct CalendarSearch {
         }
 
         for _ in 0..<Self.maximumSteps {
-            if !isFirstStep {
-                time = clock.resolve(time).time
-            }
-            isFirstStep = false
-            time.daylightSaving = request
+            time = CivilTime(localSeconds: time.localSeconds)
 
             // Year: no further match, or a year that does not fit, ends the search.
             switch match(spec.years, &time.year) {
@@ -56,7 +110,7 @@ struct CalendarSearch {
                 zeroFrom(&time, &microsecond)
             case .unchanged: break
             }
-            guard checkBounds(&time, &clock) == .exact else { return nil }
+            guard checkBounds(&time) == .exact else { return nil }
 
             // Month
             var bounds = Bounds.exact
@@ -65,7 +119,7 @@ struct CalendarSearch {
                 time.day = 1
                 zeroFrom(&time, &microsecond)
             }
-            bounds = result == .none ? .outOfRange : checkBounds(&time, &clock)
+            bounds = result == .none ? .outOfRange : checkBounds(&time)
             if bounds == .outOfRange {
                 time.year += 1
                 time.month = 1
@@ -78,7 +132,7 @@ struct CalendarSearch {
             // Day of month (or n-th last day)
             result = matchDay(&time)
             if result == .changed { zeroFrom(&time, &microsecond) }
-            bounds = result == .none ? .outOfRange : checkBounds(&time, &clock)
+            bounds = result == .none ? .outOfRange : checkBounds(&time)
             if bounds == .outOfRange {
                 time.month += 1
                 time.day = 1
@@ -104,7 +158,7 @@ struct CalendarSearch {
                 time.second = 0
                 microsecond = 0
             }
-            bounds = result == .none ? .outOfRange : checkBounds(&time, &clock)
+            bounds = result == .none ? .outOfRange : checkBounds(&time)
             if bounds == .outOfRange {
                 time.day += 1
                 zeroFrom(&time, &microsecond)
@@ -118,7 +172,7 @@ struct CalendarSearch {
                 time.second = 0
                 microsecond = 0
             }
-            bounds = result == .none ? .outOfRange : checkBounds(&time, &clock)
+            bounds = result == .none ? .outOfRange : checkBounds(&time)
             if bounds == .outOfRange {
                 time.hour += 1
                 time.minute = 0
@@ -133,7 +187,7 @@ struct CalendarSearch {
             result = match(spec.microseconds, &combined)
             time.second = combined / CalendarSpec.microsecondsPerSecond
             microsecond = combined % CalendarSpec.microsecondsPerSecond
-            bounds = result == .none ? .outOfRange : checkBounds(&time, &clock)
+            bounds = result == .none ? .outOfRange : checkBounds(&time)
             if bounds == .outOfRange {
                 time.minute += 1
                 time.second = 0
@@ -142,41 +196,31 @@ struct CalendarSearch {
             }
             if bounds == .normalized { continue }
 
-            return (clock.resolve(time).instant, microsecond)
+            return (time.localSeconds, microsecond)
         }
         return nil
     }
 
-    /// systemd's `tm_within_bounds`: whether `time` is a real local time before 2200. When it
-    /// is not but normalizes forward (April 31 → May 1, 02:30 in a gap → 03:30), `time` takes
-    /// the normalized fields, with the field just below the first changed one reset (18:80 →
-    /// 19:20 → 19:00; but 23:64 → 00:04 on the next day keeps its minute, as systemd does).
-    private func checkBounds(_ time: inout CivilTime, _ clock: inout LocalClock) -> Bounds {
+    /// systemd's `tm_within_bounds` on the calendar alone: whether `time` is a real date and
+    /// time before 2200. When it is not (April 31, minute 60), `time` takes the normalized
+    /// (later) fields, with the field just below the first changed one reset (18:80 → 19:20 →
+    /// 19:00; but 23:64 → 00:04 on the next day keeps its minute, as systemd does).
+    private func checkBounds(_ time: inout CivilTime) -> Bounds {
         guard time.year <= CalendarSpec.maximumYear else { return .outOfRange }
-        var normalized = clock.resolve(time).time
-        let order: Bool
+        var normalized = CivilTime(localSeconds: time.localSeconds)
         if normalized.year != time.year {
-            order = normalized.year > time.year
             normalized.month = 1
         } else if normalized.month != time.month {
-            order = normalized.month > time.month
             normalized.day = 1
         } else if normalized.day != time.day {
-            order = normalized.day > time.day
             normalized.hour = 0
         } else if normalized.hour != time.hour {
-            order = normalized.hour > time.hour
             normalized.minute = 0
         } else if normalized.minute != time.minute {
-            order = normalized.minute > time.minute
             normalized.second = 0
-        } else if normalized.second != time.second {
-            order = normalized.second > time.second
-        } else {
+        } else if normalized.second == time.second {
             return .exact
         }
-        // Normalizing backwards (a forced DST flag) would loop: systemd gives up on the field.
-        guard order else { return .outOfRange }
         time = normalized
         return .normalized
     }

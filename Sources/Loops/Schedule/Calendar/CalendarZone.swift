@@ -29,10 +29,11 @@ enum CalendarZone: Hashable, Sendable {
         }
     }
 
-    /// The forced daylight-saving flag (systemd's `tm_isdst` request): -1 for none.
-    var daylightSavingRequest: Int {
-        if case .localAbbreviation(_, let daylightSaving) = self { return daylightSaving ? 1 : 0 }
-        return -1
+    /// The daylight-saving flag an instant must have to fire (systemd's `dst` field); `nil`
+    /// for any.
+    var requiredDaylightSaving: Bool? {
+        if case .localAbbreviation(_, let daylightSaving) = self { return daylightSaving }
+        return nil
     }
 
     /// The zone named by `name` if systemd would accept it: `UTC`, or a name made of

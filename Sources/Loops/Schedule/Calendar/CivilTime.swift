@@ -34,8 +34,7 @@ enum CivilCalendar {
     }
 }
 
-/// A broken-down local time like C's `struct tm`: fields may be out of range until
-/// normalized, and `daylightSaving` is the `tm_isdst` request (-1 unknown, 0 or 1 forced).
+/// A broken-down wall time like C's `struct tm`: fields may be out of range until normalized.
 struct CivilTime: Hashable, Sendable {
     var year: Int
     var month: Int
@@ -43,10 +42,9 @@ struct CivilTime: Hashable, Sendable {
     var hour: Int
     var minute: Int
     var second: Int
-    var daylightSaving: Int
 
     /// The fields of a normalized local time given as seconds since 1970 in local terms.
-    init(localSeconds: Int64, daylightSaving: Int) {
+    init(localSeconds: Int64) {
         let days = CivilCalendar.floorDivide(localSeconds, 86_400)
         let secondOfDay = Int(localSeconds - days * 86_400)
         let (year, month, day) = CivilCalendar.date(fromDays: days)
@@ -56,22 +54,12 @@ struct CivilTime: Hashable, Sendable {
         hour = secondOfDay / 3600
         minute = secondOfDay / 60 % 60
         second = secondOfDay % 60
-        self.daylightSaving = daylightSaving
     }
 
     /// The fields as seconds since 1970 in local terms, carrying out-of-range fields over.
     var localSeconds: Int64 {
         let days = Int64(CivilCalendar.days(year: year, month: month, day: day))
         return days * 86_400 + Int64(hour) * 3600 + Int64(minute) * 60 + Int64(second)
-    }
-
-    /// Compares the date and time fields (not the DST flag) in calendar order.
-    func precedes(_ other: CivilTime) -> Bool {
-        (year, month, day, hour, minute, second) < (other.year, other.month, other.day, other.hour, other.minute, other.second)
-    }
-
-    func sameFields(as other: CivilTime) -> Bool {
-        (year, month, day, hour, minute, second) == (other.year, other.month, other.day, other.hour, other.minute, other.second)
     }
 
     /// Midnight of the same day, as systemd resets the lower fields after a change.

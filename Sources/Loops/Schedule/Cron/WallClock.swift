@@ -85,36 +85,50 @@ package enum WallClock {
         case repeated(Int64, Int64)
         /// The wall time does not exist (a gap). `shifted` is the instant reading the wall time
         /// with the offset in force before the gap, i.e. the wall time moved forward by the
-        /// length of the gap.
-        case skipped(shifted: Int64)
+        /// length of the gap; `gapEnd` is the instant the gap ends (the offset change).
+        case skipped(shifted: Int64, gapEnd: Int64)
 
         /// The first occurrence, or the shifted instant for a skipped time.
         var firstOrShifted: Int64 {
             switch self {
-            case .unique(let instant), .repeated(let instant, _), .skipped(let instant): return instant
+            case .unique(let instant), .repeated(let instant, _), .skipped(let instant, _): return instant
             }
         }
     }
 
-    /// Resolves local seconds in `zone`. Offsets are sampled a day either side, which assumes no
-    /// zone changes its offset twice within a day (none has).
+    /// Offsets lie within −12 h…+14 h (tzdata has had no other since the 19th century's local
+    /// mean times, which stay within ±16 h): every instant whose wall time is `local` lies within
+    /// this distance of `local`.
+    static let offsetBound: Int64 = 16 * 3600
+
+    /// Resolves local seconds in `zone`: the instants whose wall time it is, found among the
+    /// stretches of constant offset around it, so that changes of any size and at any time of
+    /// day (midnight, 02:45, a whole skipped day) are handled alike.
     static func resolve(local: Int64, in zone: TimeZone) -> Resolution {
-        let before = offset(zone, atUnix: local - 86_400)
-        let after = offset(zone, atUnix: local + 86_400)
-        var candidates = [before, after, offset(zone, atUnix: local - before), offset(zone, atUnix: local - after)]
-        candidates = Array(Set(candidates))
-        let instants = candidates
-            .map { local - $0 }
-            .filter { offset(zone, atUnix: $0) == local - $0 }
-            .sorted()
-        if let first = instants.first {
-            if let last = instants.last, last != first {
-                return .repeated(first, last)
+        let windowStart = local - offsetBound
+        let windowEnd = local + offsetBound
+        let changes = transitions(in: zone, from: windowStart, to: windowEnd)
+        var instants: [Int64] = []
+        var stretchStart = windowStart
+        var offset = changes.first?.before ?? offset(zone, atUnix: windowStart)
+        for index in 0...changes.count {
+            let stretchEnd = index < changes.count ? changes[index].instant : windowEnd + 1
+            let candidate = local - offset
+            if candidate >= stretchStart, candidate < stretchEnd { instants.append(candidate) }
+            if index < changes.count {
+                offset = changes[index].after
+                stretchStart = changes[index].instant
             }
-            return .unique(first)
         }
-        // A gap: the offset grows across it, so the smaller sampled offset is the one before it.
-        return .skipped(shifted: local - min(before, after, candidates.min() ?? before))
+        if let first = instants.first, let last = instants.last {
+            return first == last ? .unique(first) : .repeated(first, last)
+        }
+        // A gap: the change whose jump in wall time passes over `local`.
+        for change in changes where change.instant + change.before <= local && local < change.instant + change.after {
+            return .skipped(shifted: local - change.before, gapEnd: change.instant)
+        }
+        // Unreachable for a zone whose offsets stay within the bound; read it as UTC rather than trap.
+        return .unique(local)
     }
 
     /// An offset change: at `instant` the offset goes from `before` to `after`.
@@ -124,24 +138,26 @@ package enum WallClock {
         let after: Int64
     }
 
-    /// The offset changes in `[start, end)`, found by bisection between sampled points. Two changes
-    /// that cancel out between samples `step` seconds apart would be missed; real zones change at
-    /// most twice a year, so one-day samples are safe.
+    /// Spacing of the offset samples in ``transitions(in:from:to:)``. Two changes that cancel
+    /// out between two samples would be missed; no zone of tzdata changes its offset twice
+    /// within 12 hours.
+    private static let transitionSampleStep: Int64 = 12 * 3600
+
+    /// The offset changes at instants in `(start, end]`, in order, found by bisection between
+    /// sampled points: each is the first second whose offset differs from the one before it.
     static func transitions(in zone: TimeZone, from start: Int64, to end: Int64) -> [Transition] {
         var result: [Transition] = []
         var low = start
         var lowOffset = offset(zone, atUnix: start)
-        let step: Int64 = 86_400
         while low < end {
-            let high = min(low + step, end)
-            let highOffset = offset(zone, atUnix: high - 1)
-            if highOffset == lowOffset {
+            let high = min(low + transitionSampleStep, end)
+            if offset(zone, atUnix: high) == lowOffset {
                 low = high
                 continue
             }
-            // The first second in (low, high) whose offset differs from lowOffset.
+            // offset(lo) == lowOffset and offset(hi) != lowOffset throughout.
             var lo = low
-            var hi = high - 1
+            var hi = high
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2
                 if offset(zone, atUnix: mid) == lowOffset { lo = mid } else { hi = mid }
