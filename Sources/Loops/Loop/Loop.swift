@@ -41,7 +41,8 @@ public final class Loop: Sendable {
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise`` clock, the precision engine's thread).
-    ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died).
+    ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
+    ///     for an instant its schedule gave that is not after the last scheduled one).
     /// - Throws: ``LoopError`` for a negative, non-finite or too large total, or a `count` ≤ 0.
     public convenience init(
         seconds: Double = 0,

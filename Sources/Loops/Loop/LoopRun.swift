@@ -257,21 +257,41 @@ extension Loop {
         case .start(let start) where position.version == version:
             candidate = schedule.nextFire(onOrAfter: start)
         case .slot(.wall(let last)) where position.version == version:
-            candidate = schedule.nextFire(after: last)
+            candidate = validSlot(of: schedule, after: last)
         default:
             // A new schedule: its next slot after now.
-            candidate = schedule.nextFire(after: now)
+            candidate = validSlot(of: schedule, after: now)
         }
         guard let candidate else { return nil }
         let deadline = candidate.nanosecondsSince1970
         if deadline > nowNanoseconds {
-            let following = schedule.nextFire(after: candidate).map(LoopState.Instant.wall)
+            let following = validSlot(of: schedule, after: candidate).map(LoopState.Instant.wall)
             return .sleep(deadline: deadline, clock: .realtime, slot: .wall(candidate), nextAfterSlot: following)
         }
         // Overrun or forward clock step: `.burst` runs every missed slot; `.skip` and `.delay`
         // run once now and continue with the next slot after now.
         let slot = policy.isBurst ? candidate : max(candidate, now)
-        return .runNow(slot: .wall(slot), next: schedule.nextFire(after: slot).map(LoopState.Instant.wall))
+        return .runNow(slot: .wall(slot), next: validSlot(of: schedule, after: slot).map(LoopState.Instant.wall))
+    }
+
+    /// The schedule's next instant strictly after `floor`, through ``Schedule/validSlot(after:)``:
+    /// an instant that is not after `floor` never runs and never shows in `nextIteration`. The
+    /// first rejected instant is logged at `.error` (a documented exception to logging at `.debug`
+    /// at most), once per instant, however often the schedule repeats it.
+    private func validSlot(of schedule: Schedule, after floor: Date) -> Date? {
+        let search = schedule.validSlot(after: floor)
+        if let rejected = search.rejected, state.withLock({ $0.noteRejectedInstant(rejected) }) {
+            logger.error(
+                "the schedule gave an instant that is not after the last scheduled one; the loop skips it",
+                metadata: [
+                    "schedule": "\(schedule)",
+                    "instant": "\(rejected.iso8601)",
+                    "after": "\(floor.iso8601)",
+                    "next": "\(search.slot?.iso8601 ?? "none: the schedule is treated as ended")",
+                ]
+            )
+        }
+        return search.slot
     }
 }
 

@@ -56,6 +56,9 @@ struct LoopState {
     var currentLoop = 0
     var failed = false
     var nextInstant: Instant?
+    /// The last instant the schedule gave that was not after the last scheduled one (see
+    /// `Schedule.validSlot(after:)`), so that the run logs each such instant once.
+    private(set) var rejectedInstant: Date?
 
     init(schedule: Schedule, count: Int?, reconnect: Bool, missedTicks: MissedTickPolicy?) {
         self.schedule = schedule
@@ -138,6 +141,7 @@ struct LoopState {
         failed = false
         currentLoop = 0
         nextInstant = nil
+        rejectedInstant = nil
     }
 
     /// `stop()`: every active run finishes its iteration and exits. Returns whether anything
@@ -167,6 +171,13 @@ struct LoopState {
     /// of `run()`, or `task.cancel()`): it is being cancelled all the same.
     mutating func markCancelled(_ id: UInt64) {
         if executing?.id == id { executing?.cancelRequested = true }
+    }
+
+    /// The run rejected `instant` from its schedule: returns whether it is a new one, to be logged.
+    mutating func noteRejectedInstant(_ instant: Date) -> Bool {
+        guard rejectedInstant != instant else { return false }
+        rejectedInstant = instant
+        return true
     }
 
     func isStopRequested(_ id: UInt64) -> Bool {

@@ -44,7 +44,7 @@ enum RelativeInterval {
             guard !rule.times.isEmpty else {
                 throw LoopError(.invalidTimeOfDay, "times must not be empty")
             }
-        case .calendar, .cron:
+        case .calendar, .cron, .custom:
             break
         }
     }

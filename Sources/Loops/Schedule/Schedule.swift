@@ -12,6 +12,8 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
         case times(TimesOfDayRule)
         case calendar(CalendarExpression)
         case cron(CronExpression)
+        /// A next-fire function injected by tests (``Schedule/custom(_:nextFire:)``).
+        case custom(CustomRule)
     }
 
     let kind: Kind
@@ -50,6 +52,14 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
         Schedule(.cron(try CronExpression(parsing: expression, timeZone: timeZone)))
     }
 
+    /// A schedule whose instants come from `nextFire` (the first instant at or after a date;
+    /// nil when there is none), shown as `custom <name>`. For tests that need a schedule the
+    /// library never produces, such as one that goes backwards; the loop treats it as a
+    /// wall-clock schedule. Two such schedules are equal only when one is a copy of the other.
+    package static func custom(_ name: String, nextFire: @escaping @Sendable (Date) -> Date?) -> Schedule {
+        Schedule(.custom(CustomRule(name: name, nextFire: nextFire)))
+    }
+
     /// The first instant at or after `date` at which a loop started at `date` fires; `nil` when
     /// the schedule has no more instants. For ``every(_:)`` this is `date` itself: a loop's first
     /// iteration runs at once.
@@ -63,6 +73,8 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
             return expression.nextFire(onOrAfter: date)
         case .cron(let expression):
             return expression.nextFire(onOrAfter: date)
+        case .custom(let rule):
+            return rule.nextFire(date)
         }
     }
 
@@ -91,7 +103,7 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
         switch kind {
         case .every(let interval):
             return date.addingTimeInterval(interval.seconds)
-        case .times, .calendar, .cron:
+        case .times, .calendar, .cron, .custom:
             return nextFire(onOrAfter: date.strictlyLater)
         }
     }
@@ -120,8 +132,26 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
             return "calendar \(expression.text)"
         case .cron(let expression):
             return "cron \(expression.text)"
+        case .custom(let rule):
+            return "custom \(rule.name)"
         }
     }
+}
+
+/// The next-fire function of a ``Schedule/custom(_:nextFire:)`` schedule. Closures cannot be
+/// compared, so a rule is equal only to itself.
+final class CustomRule: Hashable, Sendable {
+    let name: String
+    let nextFire: @Sendable (Date) -> Date?
+
+    init(name: String, nextFire: @escaping @Sendable (Date) -> Date?) {
+        self.name = name
+        self.nextFire = nextFire
+    }
+
+    static func == (lhs: CustomRule, rhs: CustomRule) -> Bool { lhs === rhs }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
 
 extension Date {
