@@ -99,3 +99,43 @@ struct LoopChangeIntervalTests {
         await clock.settle()
     }
 }
+
+@Suite("nextIteration right after a schedule change")
+struct LoopNextIterationAfterChangeTests {
+    @Test("500 ms → 250 ms at +100 ms: nextIteration says +250 ms as soon as changeInterval returns")
+    func shorterIntervalShowsAtOnce() async throws {
+        let clock = VirtualClock()
+        let log = EventLog(clock)
+        let loop = try Loop(seconds: 0.5, clock: clock.loopClock) { _ in log.record("body") }
+        let start = clock.now
+        try loop.start()
+        await clock.advance(by: .milliseconds(100))
+        #expect(abs(loop.nextIteration!.timeIntervalSince(start) - 0.5) < 1e-6)
+        try loop.changeInterval(seconds: 0.25)
+        #expect(abs(loop.nextIteration!.timeIntervalSince(start) - 0.25) < 1e-6)
+        await clock.advance(by: .milliseconds(450))
+        #expect(log.events == ["body@0", "body@0.25", "body@0.5"])
+        #expect(abs(loop.nextIteration!.timeIntervalSince(start) - 0.75) < 1e-6)
+        loop.cancel()
+        await clock.settle()
+    }
+
+    @Test("to an interval whose slot has passed: nextIteration is now; to times of day: the next slot after now")
+    func passedSlotAndWallSchedule() async throws {
+        let clock = VirtualClock()
+        let loop = try Loop(seconds: 10, clock: clock.loopClock) { _ in }
+        try loop.start()
+        await clock.advance(by: .seconds(5))
+        let now = clock.now
+        try loop.changeInterval(seconds: 2)
+        #expect(abs(loop.nextIteration!.timeIntervalSince(now)) < 1e-6)
+        await clock.advance(by: .seconds(1))
+        let nextMinute = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: clock.now)
+        let slot = try TimeOfDay(hour: (nextMinute.hour! + 1) % 24)
+        try loop.changeInterval(times: [slot])
+        let expected = try #require(Schedule.times([slot]).nextFire(onOrAfter: clock.now))
+        #expect(loop.nextIteration == expected)
+        loop.cancel()
+        await clock.settle()
+    }
+}

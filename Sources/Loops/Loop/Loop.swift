@@ -141,10 +141,9 @@ public final class Loop: Sendable {
     public func start() throws -> Task<Void, Never> {
         let admission = try admitRun()
         let task = makeTask {
-            await admission.predecessor?()
             _ = await self.execute(admission)
         }
-        attach(publicTask: task, cancel: { task.cancel() }, completion: { await task.value }, to: admission.id)
+        attach(publicTask: task, cancel: { task.cancel() }, to: admission.id)
         return task
     }
 
@@ -157,10 +156,9 @@ public final class Loop: Sendable {
     public func run() async throws {
         let admission = try admitRun()
         let runner = makeTask {
-            await admission.predecessor?()
-            return await self.execute(admission)
+            await self.execute(admission)
         }
-        attach(publicTask: nil, cancel: { runner.cancel() }, completion: { _ = await runner.value }, to: admission.id)
+        attach(publicTask: nil, cancel: { runner.cancel() }, to: admission.id)
         let outcome = await withTaskCancellationHandler {
             await runner.value
         } onCancel: {
@@ -278,10 +276,12 @@ public final class Loop: Sendable {
         with schedule: Schedule,
         relativeComponents: (seconds: Double, minutes: Double, hours: Double)?
     ) {
+        let engine = clock.engine
+        let intervalNow = engine.now(clock.intervalClock)
+        let wallNow = engine.now(.realtime)
         state.withLock {
-            $0.schedule = schedule
+            $0.replaceSchedule(with: schedule, intervalNow: intervalNow, wallNow: wallNow)
             $0.relativeComponents = relativeComponents
-            $0.scheduleVersion &+= 1
         }
         waker.wake()
     }
@@ -365,11 +365,10 @@ public final class Loop: Sendable {
     private func attach(
         publicTask: Task<Void, Never>?,
         cancel: @escaping @Sendable () -> Void,
-        completion: @escaping @Sendable () async -> Void,
         to id: UInt64
     ) {
         let cancelledEarly = state.withLock {
-            $0.attach(publicTask: publicTask, cancel: cancel, completion: completion, to: id)
+            $0.attach(publicTask: publicTask, cancel: cancel, to: id)
         }
         if cancelledEarly { cancel() }
     }

@@ -27,7 +27,8 @@ extension Loop {
     /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task.
     func execute(_ admission: LoopState.Admission) async -> RunOutcome {
         let id = admission.id
-        if !admission.activates {
+        if let predecessor = admission.predecessor {
+            await predecessor.wait()
             state.withLock { $0.beginQueuedRun(id) }
         }
         var outcome = RunOutcome.finished
@@ -36,6 +37,7 @@ extension Loop {
         }
         let becameIdle = state.withLock { $0.finishRun(id) }
         if becameIdle { clock.engine.loopDidDeactivate() }
+        admission.completion.finish()
         return outcome
     }
 
@@ -169,7 +171,10 @@ extension Loop {
 
             switch decision {
             case .runNow(let slot, let next):
-                state.withLock { $0.nextInstant = next }
+                state.withLock {
+                    $0.nextInstant = next
+                    $0.lastSlot = slot
+                }
                 if !sleptAlready {
                     // Back-to-back iterations (interval 0, overruns) still let other tasks run.
                     await Task.yield()
@@ -191,6 +196,7 @@ extension Loop {
                         return false
                     }
                     state.nextInstant = nextAfterSlot
+                    state.lastSlot = slot
                     return true
                 }
                 if onSchedule {

@@ -11,6 +11,8 @@ struct LoopState {
     /// cancelled one finishes waits for it.
     struct Run {
         let id: UInt64
+        /// Finished when this run has ended; the run accepted after it awaits this.
+        let completion = RunCompletion()
         var stopRequested = false
         var cancelRequested = false
         /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
@@ -51,11 +53,14 @@ struct LoopState {
     /// The Task of the most recently accepted run: the public `task`.
     private(set) var task: Task<Void, Never>?
     /// Completion of the most recently accepted run, which the next accepted run awaits.
-    private var latestCompletion: (@Sendable () async -> Void)?
+    private var latestCompletion: RunCompletion?
 
     var currentLoop = 0
     var failed = false
     var nextInstant: Instant?
+    /// The slot of the iteration that ran last (or is running), which a schedule change
+    /// counts from; nil before the run's first iteration.
+    var lastSlot: Instant?
     /// The last instant the schedule gave that was not after the last scheduled one (see
     /// `Schedule.validSlot(after:)`), so that the run logs each such instant once.
     private(set) var rejectedInstant: Date?
@@ -84,8 +89,10 @@ struct LoopState {
         let id: UInt64
         /// The loop was idle: the engine is told it became active, the run begins at once.
         let activates: Bool
-        /// What the new run awaits before it begins.
-        let predecessor: (@Sendable () async -> Void)?
+        /// The run accepted just before this one, which this one awaits before it begins.
+        let predecessor: RunCompletion?
+        /// Finished by this run when it has ended.
+        let completion: RunCompletion
     }
 
     /// `start()` / `run()`: accepted when no run is active, or every active run is being
@@ -100,25 +107,27 @@ struct LoopState {
         let id = nextRunID
         nextRunID += 1
         let activates = !isRunning
+        let run = Run(id: id)
         if activates {
-            begin(Run(id: id))
+            begin(run)
         } else {
-            queued.append(Run(id: id))
+            queued.append(run)
         }
-        return Admission(id: id, activates: activates, predecessor: latestCompletion)
+        // An idle loop's last run has finished already: nothing to await.
+        let predecessor = activates ? nil : latestCompletion
+        latestCompletion = run.completion
+        return Admission(id: id, activates: activates, predecessor: predecessor, completion: run.completion)
     }
 
-    /// Records how to cancel run `id` and how to await it, and `publicTask` as the loop's
-    /// `task` (nil for `run()`, which leaves `task` alone). Returns true when the run was
-    /// cancelled before its task existed, so the caller cancels the task now.
+    /// Records how to cancel run `id`, and `publicTask` as the loop's `task` (nil for `run()`,
+    /// which leaves `task` alone). Returns true when the run was cancelled before its task
+    /// existed, so the caller cancels the task now.
     mutating func attach(
         publicTask: Task<Void, Never>?,
         cancel: @escaping @Sendable () -> Void,
-        completion: @escaping @Sendable () async -> Void,
         to id: UInt64
     ) -> Bool {
         if let publicTask { task = publicTask }
-        latestCompletion = completion
         if executing?.id == id {
             executing?.cancelTask = cancel
             return executing?.cancelRequested ?? false
@@ -141,7 +150,29 @@ struct LoopState {
         failed = false
         currentLoop = 0
         nextInstant = nil
+        lastSlot = nil
         rejectedInstant = nil
+    }
+
+    /// `changeInterval` / `changeSchedule`: the new schedule, and the next instant it gives the
+    /// executing run, so that `nextIteration` is right as soon as the change returns: for an
+    /// interval, the last scheduled slot plus the new interval (now when that has passed); for a
+    /// wall-clock schedule, its next slot after now. `intervalNow` and `wallNow` are the
+    /// engine's clocks read just before.
+    mutating func replaceSchedule(with newSchedule: Schedule, intervalNow: Int64, wallNow: Int64) {
+        schedule = newSchedule
+        scheduleVersion &+= 1
+        guard executing != nil, let lastSlot else { return }
+        if let interval = newSchedule.interval {
+            let last: Int64
+            switch lastSlot {
+            case .elapsed(let elapsed): last = elapsed
+            case .wall(let date): last = intervalNow - (wallNow - date.nanosecondsSince1970)
+            }
+            nextInstant = .elapsed(max(last.addingClamped(interval.nanoseconds), intervalNow))
+        } else {
+            nextInstant = newSchedule.nextFire(after: Date(nanosecondsSince1970: wallNow)).map(Instant.wall)
+        }
     }
 
     /// `stop()`: every active run finishes its iteration and exits. Returns whether anything
