@@ -116,3 +116,35 @@ struct LoopRealTimerTests {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
     }
 }
+
+@Suite("The grid is anchored at start()")
+struct LoopAnchorTests {
+    @Test("a run whose task gets its thread 50 ms late keeps the grid of the start() call")
+    func gridAnchoredAtStartCall() async throws {
+        let queue = DispatchQueue(label: "swift-loops.tests.anchor")
+        let origin = ContinuousClock.now
+        let stamps = LockedValue<[Duration]>([])
+        let loop = try Loop(seconds: 0.1, count: 3, executor: DispatchQueueExecutor(queue)) { _ in
+            stamps.withLock { $0.append(ContinuousClock.now - origin) }
+        }
+        // The queue is busy for 50 ms, so the run's task cannot begin at once.
+        let busy = DispatchSemaphore(value: 0)
+        queue.async {
+            busy.signal()
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        busy.wait()
+        let startedAt = ContinuousClock.now - origin
+        let task = try loop.start()
+        await task.value
+        let times = stamps.withLock { $0 }
+        #expect(times.count == 3)
+        // The first body waits for the queue; the second is due at start() + 100 ms, not at
+        // first body + 100 ms (≥ 150 ms). Single wakes here can be up to ~18 ms late.
+        #expect(times[0] >= startedAt + .milliseconds(45))
+        #expect(times[1] >= startedAt + .milliseconds(100))
+        #expect(times[1] < startedAt + .milliseconds(125), "\(times) from \(startedAt)")
+        #expect(times[2] >= startedAt + .milliseconds(200))
+        #expect(times[2] < startedAt + .milliseconds(225), "\(times) from \(startedAt)")
+    }
+}

@@ -357,7 +357,8 @@ public final class Loop: Sendable {
     // MARK: Plumbing
 
     private func admitRun() throws -> LoopState.Admission {
-        let admission = try state.withLock { try $0.admitRun() }
+        let anchor = RunAnchor(now: clock)
+        let admission = try state.withLock { try $0.admitRun(at: anchor) }
         if admission.activates { clock.engine.loopDidActivate() }
         return admission
     }

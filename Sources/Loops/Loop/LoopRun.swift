@@ -15,7 +15,8 @@ enum RunOutcome: Sendable {
 /// the start when no iteration was scheduled yet, with the schedule version it came from.
 struct SchedulePosition {
     enum Basis {
-        case start(Date)
+        /// The run's anchor `t0`, on the wall clock and on the interval clock.
+        case start(RunAnchor)
         case slot(LoopState.Instant)
     }
 
@@ -27,13 +28,16 @@ extension Loop {
     /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task.
     func execute(_ admission: LoopState.Admission) async -> RunOutcome {
         let id = admission.id
+        var anchor = admission.anchor
         if let predecessor = admission.predecessor {
             await predecessor.wait()
             state.withLock { $0.beginQueuedRun(id) }
+            // A run queued behind a cancelled one cannot begin before it has finished.
+            anchor = RunAnchor(now: clock)
         }
         var outcome = RunOutcome.finished
         await clock.engine.participate {
-            outcome = await self.runToCompletion(id)
+            outcome = await self.runToCompletion(id, anchor: anchor)
         }
         let becameIdle = state.withLock { $0.finishRun(id) }
         if becameIdle { clock.engine.loopDidDeactivate() }
@@ -41,10 +45,10 @@ extension Loop {
         return outcome
     }
 
-    private func runToCompletion(_ id: UInt64) async -> RunOutcome {
+    private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         let outcome: RunOutcome
         do {
-            try await runIterations(id)
+            try await runIterations(id, anchor: anchor)
             outcome = .finished
         } catch {
             if Task.isCancelled || state.withLock({ $0.isCancelRequested(id) }) {
@@ -92,19 +96,20 @@ extension Loop {
         }
     }
 
-    private func runIterations(_ id: UInt64) async throws {
+    /// The grid is anchored where the user expects it: at the `start()` call (not when the
+    /// run's task first got a thread), or, with a `beforeLoop`, at the instant it returned.
+    private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
         // A run cancelled before it began (queued behind a cancelled one) skips `beforeLoop`.
         try Task.checkCancellation()
+        var anchor = anchor
         if let beforeLoop = state.withLock({ $0.beforeLoop }) {
             try await beforeLoop(self)
+            anchor = RunAnchor(now: clock)
         }
         try Task.checkCancellation()
 
         let startVersion = state.withLock { $0.scheduleVersion }
-        var position = SchedulePosition(
-            basis: .start(Date(nanosecondsSince1970: clock.engine.now(.realtime))),
-            version: startVersion
-        )
+        var position = SchedulePosition(basis: .start(anchor), version: startVersion)
         var backoff = Backoff()
         while let next = try await waitForNextIteration(after: position, run: id) {
             position = next
@@ -229,9 +234,9 @@ extension Loop {
         let now = engine.now(clock.intervalClock)
         let last: Int64
         switch position.basis {
-        case .start:
-            // The first iteration of an interval loop runs at once.
-            return .runNow(slot: .elapsed(now), next: .elapsed(now.addingClamped(interval)))
+        case .start(let anchor):
+            // The first iteration of an interval loop is due at the anchor: at once.
+            return .runNow(slot: .elapsed(anchor.elapsed), next: .elapsed(anchor.elapsed.addingClamped(interval)))
         case .slot(.elapsed(let elapsed)):
             last = elapsed
         case .slot(.wall(let date)):
@@ -260,8 +265,8 @@ extension Loop {
         let now = Date(nanosecondsSince1970: nowNanoseconds)
         let candidate: Date?
         switch position.basis {
-        case .start(let start) where position.version == version:
-            candidate = schedule.nextFire(onOrAfter: start)
+        case .start(let anchor) where position.version == version:
+            candidate = schedule.nextFire(onOrAfter: anchor.wall)
         case .slot(.wall(let last)) where position.version == version:
             candidate = validSlot(of: schedule, after: last)
         default:
@@ -298,6 +303,19 @@ extension Loop {
             )
         }
         return search.slot
+    }
+}
+
+/// The instant `t0` a run's grid starts from, read on both clocks at once.
+struct RunAnchor: Sendable {
+    /// On the loop's interval clock (nanoseconds).
+    let elapsed: Int64
+    let wall: Date
+
+    init(now clock: LoopClock) {
+        let engine = clock.engine
+        elapsed = engine.now(clock.intervalClock)
+        wall = Date(nanosecondsSince1970: engine.now(.realtime))
     }
 }
 

@@ -93,11 +93,13 @@ struct LoopState {
         let predecessor: RunCompletion?
         /// Finished by this run when it has ended.
         let completion: RunCompletion
+        /// When `start()`/`run()` was called: where the run's grid begins.
+        let anchor: RunAnchor
     }
 
     /// `start()` / `run()`: accepted when no run is active, or every active run is being
     /// cancelled (then the new run begins once they have finished).
-    mutating func admitRun() throws -> Admission {
+    mutating func admitRun(at anchor: RunAnchor) throws -> Admission {
         if let latest = latestRun, !latest.cancelRequested {
             throw LoopError(
                 .alreadyRunning,
@@ -116,7 +118,7 @@ struct LoopState {
         // An idle loop's last run has finished already: nothing to await.
         let predecessor = activates ? nil : latestCompletion
         latestCompletion = run.completion
-        return Admission(id: id, activates: activates, predecessor: predecessor, completion: run.completion)
+        return Admission(id: id, activates: activates, predecessor: predecessor, completion: run.completion, anchor: anchor)
     }
 
     /// Records how to cancel run `id`, and `publicTask` as the loop's `task` (nil for `run()`,
