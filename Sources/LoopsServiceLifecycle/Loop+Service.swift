@@ -1,6 +1,6 @@
 public import Loops
 public import ServiceLifecycle
-import Synchronization
+
 
 /// `Loop` runs as a ServiceLifecycle `Service`: add loops to a `ServiceGroup` next to the rest
 /// of a daemon.
@@ -28,40 +28,46 @@ extension Loop: Service {
     @_implements(Service, run())
     @_disfavoredOverload
     public func runAsService() async throws {
-        let shutdown = ShutdownRelay(loop: self)
-        defer { shutdown.runEnded() }
+        let shutdown = ShutdownRelay()
         try await withGracefulShutdownHandler {
-            try await self.run()
+            try await self.run(stoppedAtAdmission: { shutdown.admit() })
         } onGracefulShutdown: {
-            shutdown.shutDown()
+            if shutdown.shutDown() { self.stop() }
         }
     }
 }
 
-/// Delivers a graceful shutdown to a loop's run as `stop()`, including when it arrives before
-/// `run()` has admitted the run: `stop()` on a loop that is not yet running does nothing, so the
-/// relay repeats it until the run is active or over. That window is a few microseconds, and
-/// nothing polls unless a shutdown lands in it.
+/// Hands a graceful shutdown to a loop's run as `stop()`, also when it arrives before `run()`
+/// has admitted the run (where `stop()` would do nothing): the run is then admitted stopped.
+/// The loop asks ``admit()`` under its lock while it admits the run, so either the shutdown is
+/// seen there, or it comes after the admission and `stop()` reaches the run.
 private final class ShutdownRelay: Sendable {
-    private let loop: Loop
-    private let ended = Atomic<Bool>(false)
-
-    init(loop: Loop) {
-        self.loop = loop
+    private enum State {
+        case waiting
+        case admitted
+        case shutDownBeforeAdmission
     }
 
-    func runEnded() {
-        ended.store(true, ordering: .releasing)
+    private let state = LockedValue(State.waiting)
+
+    /// The run is being admitted: whether it must be admitted stopped.
+    func admit() -> Bool {
+        state.withLock { state in
+            if case .shutDownBeforeAdmission = state { return true }
+            state = .admitted
+            return false
+        }
     }
 
-    func shutDown() {
-        loop.stop()
-        if loop.isRunning { return }
-        Task { [loop, self] in
-            while !ended.load(ordering: .acquiring) {
-                loop.stop()
-                if loop.isRunning { return }
-                try? await Task.sleep(for: .milliseconds(1))
+    /// A graceful shutdown arrived: whether the caller must call `stop()` (the run exists).
+    func shutDown() -> Bool {
+        state.withLock { state in
+            switch state {
+            case .admitted:
+                return true
+            case .waiting, .shutDownBeforeAdmission:
+                state = .shutDownBeforeAdmission
+                return false
             }
         }
     }

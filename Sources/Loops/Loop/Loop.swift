@@ -154,7 +154,15 @@ public final class Loop: Sendable {
     ///
     /// - Throws: ``LoopError`` (`.alreadyRunning`) when a run is active and not being cancelled.
     public func run() async throws {
-        let admission = try admitRun()
+        try await run(stoppedAtAdmission: { false })
+    }
+
+    /// ``run()``, with `stopRequested` asked inside the admission, under the loop's lock: when
+    /// it returns true the run is admitted already stopped (`beforeLoop` and `afterLoop` run,
+    /// no iteration). A graceful shutdown that arrives before the run exists is thus never lost
+    /// (LoopsServiceLifecycle); `stopRequested` must not call back into the loop.
+    package func run(stoppedAtAdmission stopRequested: () -> Bool) async throws {
+        let admission = try admitRun(stopped: stopRequested)
         let runner = makeTask {
             await self.execute(admission)
         }
@@ -356,9 +364,9 @@ public final class Loop: Sendable {
 
     // MARK: Plumbing
 
-    private func admitRun() throws -> LoopState.Admission {
+    private func admitRun(stopped stopRequested: () -> Bool = { false }) throws -> LoopState.Admission {
         let anchor = RunAnchor(now: clock)
-        let admission = try state.withLock { try $0.admitRun(at: anchor) }
+        let admission = try state.withLock { try $0.admitRun(at: anchor, stopped: stopRequested) }
         if admission.activates { clock.engine.loopDidActivate() }
         return admission
     }

@@ -99,7 +99,8 @@ struct LoopState {
 
     /// `start()` / `run()`: accepted when no run is active, or every active run is being
     /// cancelled (then the new run begins once they have finished).
-    mutating func admitRun(at anchor: RunAnchor) throws -> Admission {
+    /// `stopRequested` is asked only once the run is accepted: true admits it already stopped.
+    mutating func admitRun(at anchor: RunAnchor, stopped stopRequested: () -> Bool) throws -> Admission {
         if let latest = latestRun, !latest.cancelRequested {
             throw LoopError(
                 .alreadyRunning,
@@ -109,7 +110,7 @@ struct LoopState {
         let id = nextRunID
         nextRunID += 1
         let activates = !isRunning
-        let run = Run(id: id)
+        let run = Run(id: id, stopRequested: stopRequested())
         if activates {
             begin(run)
         } else {
