@@ -39,6 +39,32 @@ extension EngineTests {
             #expect(engine.armedDeadline(on: clock) == nil)
         }
 
+        @Test("both wait paths: sleeps wake in order after their deadlines, a wall-clock step wakes realtime sleepers",
+              arguments: [SystemEngine.WaitPath.epollThread, .dispatchSource])
+        func waitPaths(path: SystemEngine.WaitPath) async throws {
+            let engine = SystemEngine(waitPath: path)
+            let woke = LockedValue<[Int]>([])
+            let base = engine.now(.continuous) + Self.shortDelay
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in [2, 0, 1] {
+                    group.addTask {
+                        let deadline = base + Int64(index) * Self.shortDelay
+                        _ = try await engine.sleep(until: deadline, on: .continuous, waker: nil)
+                        #expect(engine.now(.continuous) >= deadline)
+                        woke.withLock { $0.append(index) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(woke.withLock { $0 } == [0, 1, 2])
+            let stepped = Task {
+                try await engine.sleep(until: engine.now(.realtime) + Self.longDelay, on: .realtime, waker: nil)
+            }
+            while engine.sleeperCount(on: .realtime) == 0 { await Task.yield() }
+            try engine.simulateWallClockStep()
+            #expect(try await stepped.value == .clockStepped)
+        }
+
         @Test("a deadline already reached returns without suspending or opening a timer")
         func pastDeadlineReturnsAtOnce() async throws {
             let engine = SystemEngine()

@@ -9,9 +9,14 @@ import Musl
 /// The engine on the kernel's clocks: one timerfd per clock, however many sleepers there are.
 ///
 /// Each clock gets a ``ClockTimer`` (deadline heap + timerfd armed at the earliest deadline)
-/// the first time something sleeps on it, and a `DispatchSourceRead` on the engine's serial
-/// queue that hands readable events to the timer and resumes the sleepers it releases. Bodies
-/// run on whatever executor their task uses; the queue only does the bookkeeping of a wake.
+/// the first time something sleeps on it. How the engine waits for the timerfds is its
+/// ``WaitPath``: by default one thread of the engine blocks in `epoll_wait` over them and an
+/// eventfd, sd_event-style, and resumes the sleepers whose deadlines passed — one hop from the
+/// kernel to the thread, one to the body's executor (2.0 voluntary context switches per tick,
+/// see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per timerfd on the
+/// engine's serial queue does the same through Dispatch (about 4 switches per tick). Bodies run
+/// on whatever executor their task uses either way; the waiting thread or queue only does the
+/// bookkeeping of a wake.
 ///
 /// The realtime clock's reader also watches the localtime link (``ZoneWatcher``): a change of
 /// the system's time zone wakes every realtime sleeper with `.clockStepped`, as a step of the
@@ -23,17 +28,29 @@ package final class SystemEngine: LoopEngine {
     /// The engine of the process.
     package static let shared = SystemEngine()
 
-    /// A clock's timer and the Dispatch source that reads its fd. Only touched under `readers`'
-    /// lock; the Sendable timer is what leaves it.
+    /// How the engine waits for its timerfds.
+    package enum WaitPath: Sendable {
+        /// A thread of the engine blocks in `epoll_wait` over the timerfds and an eventfd (the
+        /// default).
+        case epollThread
+        /// A `DispatchSourceRead` per timerfd on the engine's serial queue.
+        case dispatchSource
+    }
+
+    /// A clock's timer and, on the Dispatch path, the source that reads its fd. Only touched
+    /// under `readers`' lock; the Sendable timer is what leaves it.
     private struct Reader {
         let timer: ClockTimer
-        let source: any DispatchSourceRead
+        let source: (any DispatchSourceRead)?
         /// `.realtime` only, and nil when inotify could not watch the link's directory.
         let zoneWatcher: ZoneWatcher?
     }
 
     private let queue: DispatchQueue
     private let readers = LockedValue<[EngineClock: Reader]>([:])
+    private let waitPath: WaitPath
+    /// The thread that waits on the epoll path, started with the first timer.
+    private let waitingThread = LockedValue<PrecisionThread?>(nil)
     private let minimumWakeSpacing: Int64
     private let localtimePath: String
 
@@ -43,10 +60,13 @@ package final class SystemEngine: LoopEngine {
     ///   - minimumWakeSpacing: nanoseconds; see ``ClockTimer/minimumWakeSpacing``.
     ///   - localtimePath: the link whose changes wake realtime sleepers; tests point it at a
     ///     link of their own (and ``SystemTimeZone/source`` at the same path).
+    ///   - waitPath: how the timerfds are waited for.
     package init(
         minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing,
-        localtimePath: String = SystemTimeZone.defaultLocaltimePath
+        localtimePath: String = SystemTimeZone.defaultLocaltimePath,
+        waitPath: WaitPath = .epollThread
     ) {
+        self.waitPath = waitPath
         self.queue = DispatchQueue(label: "swift-loops.system-engine")
         self.minimumWakeSpacing = minimumWakeSpacing
         self.localtimePath = localtimePath
@@ -57,11 +77,13 @@ package final class SystemEngine: LoopEngine {
         // cancel handler, not here. `cancel()` does not block, so holding the lock is harmless.
         readers.withLock { readers in
             for reader in readers.values {
-                reader.source.cancel()
+                reader.source?.cancel()
                 reader.zoneWatcher?.cancel()
             }
             readers.removeAll()
         }
+        // Closes the timerfds of the epoll path with the thread's own descriptors.
+        waitingThread.withLock { $0 }?.shutdown()
     }
 
     /// The current time on `clock`, in nanoseconds.
@@ -135,17 +157,26 @@ package final class SystemEngine: LoopEngine {
 
     // MARK: - Readers
 
-    /// The timer of `clock`, created with its fd and Dispatch source on first use.
+    /// The timer of `clock`, created with its fd (and, on the Dispatch path, its source) on
+    /// first use.
     private func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
         try readers.withLock { (readers: inout [EngineClock: Reader]) throws(LoopError) -> ClockTimer in
             if let reader = readers[clock] { return reader.timer }
-            let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
-            let source = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
-            // The handlers hold the timer, never the engine, so that a non-shared engine can
-            // be deinitialised while its sources still exist.
-            source.setEventHandler { timer.handleReadable().resume() }
-            source.setCancelHandler { timer.close() }
-            source.activate()
+            let timer: ClockTimer
+            var source: (any DispatchSourceRead)?
+            switch waitPath {
+            case .epollThread:
+                timer = try startedWaitingThread().timer(for: clock)
+            case .dispatchSource:
+                timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
+                let reader = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
+                // The handlers hold the timer, never the engine, so that a non-shared engine
+                // can be deinitialised while its sources still exist.
+                reader.setEventHandler { timer.handleReadable().resume() }
+                reader.setCancelHandler { timer.close() }
+                reader.activate()
+                source = reader
+            }
             // Created with the first realtime sleeper: an engine that only sleeps on elapsed
             // time has no use for it.
             let zoneWatcher = clock == .realtime
@@ -155,6 +186,16 @@ package final class SystemEngine: LoopEngine {
                 : nil
             readers[clock] = Reader(timer: timer, source: source, zoneWatcher: zoneWatcher)
             return timer
+        }
+    }
+
+    /// The epoll path's thread, started on first use.
+    private func startedWaitingThread() throws(LoopError) -> PrecisionThread {
+        try waitingThread.withLock { (thread: inout PrecisionThread?) throws(LoopError) -> PrecisionThread in
+            if let thread { return thread }
+            let started = try PrecisionThread(name: "swift-loops.engine", minimumWakeSpacing: minimumWakeSpacing)
+            thread = started
+            return started
         }
     }
 
