@@ -13,8 +13,8 @@ final class TickRecorder: @unchecked Sendable {
     private(set) var tick = 0
     private(set) var start = bench_usage()
     private(set) var end = bench_usage()
-    /// For loops: the scheduled instant of tick 1 (CLOCK_BOOTTIME).
-    private var firstSlot: Int64 = 0
+    /// For loops: the instant `start()` was called, the slot of tick 0 (CLOCK_BOOTTIME).
+    var firstSlot: Int64 = 0
     let finished = DispatchSemaphore(value: 0)
 
     init(ticks: Int) {
@@ -39,10 +39,10 @@ final class TickRecorder: @unchecked Sendable {
         return false
     }
 
-    /// Records a tick of our `Loop`, whose first slot is "now" at start: tick 0 reads the
-    /// loop's next slot (tick 1) to anchor the grid.
-    func recordLoop(now: Int64, loop: Loop, period: Int64) {
-        if tick == 0 { firstSlot = Self.nextSlot(of: loop) - period }
+    /// Records a tick of our `Loop` against the grid a user expects: the instant `start()` was
+    /// called (`firstSlot`, read just before the call), plus n periods. The loop's own
+    /// `nextIteration` is not used, so a grid anchored later than the call would show as lateness.
+    func recordLoop(now: Int64, period: Int64) {
         record(now: now, scheduled: firstSlot + Int64(tick) * period)
     }
 
@@ -86,10 +86,11 @@ func runTicks(_ implementation: Implementation, period: Int64, ticks: Int) -> Ti
         let clock: LoopClock = implementation == .loopPrecise ? .precise : .continuous
         let loop: Loop
         do {
-            loop = try Loop(seconds: Double(period) / 1e9, count: ticks + 1, clock: clock) { loop in
+            loop = try Loop(seconds: Double(period) / 1e9, count: ticks + 1, clock: clock) { _ in
                 let now = bootNow()
-                recorder.recordLoop(now: now, loop: loop, period: period)
+                recorder.recordLoop(now: now, period: period)
             }
+            recorder.firstSlot = bootNow()
             try loop.start()
         } catch {
             fail("cannot start the loop: \(error)")
