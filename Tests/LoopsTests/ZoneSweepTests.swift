@@ -127,19 +127,14 @@ struct ZoneSweepTests {
             for (number, text) in calendarTexts.enumerated() {
                 let compareUntil = number < 6 ? compareSubDailyUntil : compareDailyUntil
                 let expression = try CalendarExpression(parsing: text)
-                var ours: [Int64] = []
+                let ours = ourFires(from: base, until: compareUntil, expression.nextFire(onOrAfter:))
                 var oracle: [Int64] = []
-                var next = expression.nextFire(onOrAfter: WallClock.date(unixSeconds: base))
-                while let fire = next, fire.timeIntervalSince1970 < TimeInterval(compareUntil) {
-                    ours.append(Int64(fire.timeIntervalSince1970.rounded()))
-                    next = expression.nextFire(onOrAfter: fire.strictlyLater)
-                }
                 var threshold = (second: base, microsecond: 0)
                 while let fire = window.nextCalendar(expression.spec, from: threshold), fire.second < compareUntil {
                     oracle.append(fire.second)
                     threshold = (fire.second, fire.microsecond + 1)
                 }
-                report.compare("calendar '\(text)' base=\(base)", ours: ours, oracle: oracle, afterNext: next, base: base)
+                report.compare("calendar '\(text)' base=\(base)", ours: ours, oracle: oracle, base: base)
             }
         }
         if withSystemd {
@@ -159,19 +154,14 @@ struct ZoneSweepTests {
             for (number, text) in cronTexts.enumerated() {
                 let compareUntil = number < 6 ? compareSubDailyUntil : compareDailyUntil
                 let expression = try CronExpression(parsing: text, timeZone: zone)
-                var ours: [Int64] = []
+                let ours = ourFires(from: base, until: compareUntil, expression.nextFire(onOrAfter:))
                 var oracle: [Int64] = []
-                var next = expression.nextFire(onOrAfter: WallClock.date(unixSeconds: base))
-                while let fire = next, fire.timeIntervalSince1970 < TimeInterval(compareUntil) {
-                    ours.append(Int64(fire.timeIntervalSince1970.rounded()))
-                    next = expression.nextFire(onOrAfter: fire.strictlyLater)
-                }
                 var from = base
                 while let fire = window.nextCron(expression, from: from), fire < compareUntil {
                     oracle.append(fire)
                     from = fire + 1
                 }
-                report.compare("cron '\(text)' \(item.zoneName) base=\(base)", ours: ours, oracle: oracle, afterNext: next, base: base)
+                report.compare("cron '\(text)' \(item.zoneName) base=\(base)", ours: ours, oracle: oracle, base: base)
             }
         }
 
@@ -194,9 +184,21 @@ struct ZoneSweepTests {
                     oracle.append(Int64(fire.timeIntervalSince1970.rounded()))
                     from = fire.strictlyLater
                 }
-                report.compare("times \(time?.description ?? "all") base=\(base)", ours: Array(ours), oracle: oracle, afterNext: nil, base: base)
+                report.compare("times \(time?.description ?? "all") base=\(base)", ours: Array(ours), oracle: oracle, base: base)
             }
         }
+    }
+
+    /// Our fire instants (whole seconds) from `base` until `end`, each next one asked strictly
+    /// after the previous.
+    static func ourFires(from base: Int64, until end: Int64, _ nextFire: (Date) -> Date?) -> [Int64] {
+        var fires: [Int64] = []
+        var next = nextFire(WallClock.date(unixSeconds: base))
+        while let fire = next, fire.timeIntervalSince1970 < TimeInterval(end) {
+            fires.append(Int64(fire.timeIntervalSince1970.rounded()))
+            next = nextFire(fire.strictlyLater)
+        }
+        return fires
     }
 
     /// Runs `systemd-analyze calendar` from each base (in parallel) and compares its next
@@ -265,7 +267,7 @@ struct SweepReport {
             + "departs from its rule near a change), \(failures.count) disagreements"
     }
 
-    mutating func compare(_ context: String, ours: [Int64], oracle: [Int64], afterNext: Date?, base: Int64) {
+    mutating func compare(_ context: String, ours: [Int64], oracle: [Int64], base: Int64) {
         comparedFires += oracle.count
         if ours != oracle {
             failures.append("\(context): ours \(ours.map(ZoneSweepTests.show)), brute force \(oracle.map(ZoneSweepTests.show))")
