@@ -143,8 +143,24 @@ int cloops_epoll_add(int epfd, int fd, uint64_t token) {
     return 0;
 }
 
+int cloops_fault_inject_epoll_error(int epfd, int error) {
+    if (error <= 0) return EINVAL;
+    pthread_mutex_lock(&injected_lock);
+    if (injected_count == CLOOPS_MAX_INJECTED) {
+        pthread_mutex_unlock(&injected_lock);
+        return ENOSPC;
+    }
+    injected[injected_count].fd = epfd;
+    injected[injected_count].error = error;
+    injected_count++;
+    pthread_mutex_unlock(&injected_lock);
+    return 0;
+}
+
 int cloops_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms, int *out_count) {
     if (tokens == NULL || out_count == NULL || capacity <= 0) return EINVAL;
+    int injected_error = take_injected_error(epfd);
+    if (injected_error != 0) return injected_error;
     struct epoll_event events[16];
     int max = capacity < 16 ? capacity : 16;
     for (;;) {

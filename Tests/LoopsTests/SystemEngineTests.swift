@@ -65,6 +65,30 @@ extension EngineTests {
             #expect(try await stepped.value == .clockStepped)
         }
 
+        @Test("an epoll_wait failure shuts the engine down: sleepers fail with a LoopError naming it, no spin")
+        func epollWaitFailure() async throws {
+            let engine = SystemEngine()
+            let sleeper = Task {
+                try await engine.sleep(until: engine.now(.continuous) + Self.longDelay, on: .continuous, waker: nil)
+            }
+            while engine.sleeperCount(on: .continuous) == 0 { await Task.yield() }
+            try engine.injectWaitError(errno: EIO)
+            do {
+                _ = try await sleeper.value
+                Issue.record("the sleeper woke normally")
+            } catch let error as LoopError {
+                #expect(error.message.contains("epoll_wait"), "\(error.message)")
+            }
+            // The thread has exited rather than retrying a failing wait.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !engine.hasWaitingThreadExited, ContinuousClock.now < deadline { await Task.yield() }
+            #expect(engine.hasWaitingThreadExited)
+            // Later sleeps fail at once with the same error.
+            await #expect(throws: LoopError.self) {
+                try await engine.sleep(until: engine.now(.continuous) + Self.shortDelay, on: .continuous, waker: nil)
+            }
+        }
+
         @Test("a deadline already reached returns without suspending or opening a timer")
         func pastDeadlineReturnsAtOnce() async throws {
             let engine = SystemEngine()

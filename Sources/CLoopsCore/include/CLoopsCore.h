@@ -48,6 +48,10 @@ int cloops_close(int fd);
 /// ECANCELED path is exercised without setting the machine's clock.
 int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error);
 
+/// Makes the next cloops_epoll_wait on `epfd` fail with `error` before it waits (tests only:
+/// the waiter must be woken to reach it). Returns EINVAL for error <= 0, ENOSPC when full.
+int cloops_fault_inject_epoll_error(int epfd, int error);
+
 /// epoll_create1(2) with EPOLL_CLOEXEC.
 int cloops_epoll_create(int *out_epfd);
 

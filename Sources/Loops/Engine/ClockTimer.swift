@@ -76,6 +76,8 @@ package final class ClockTimer: Sendable {
         var arming = Arming.disarmed
         /// Set once the fd is closed: later sleeps fail instead of touching a reused number.
         var closed = false
+        /// Why it was closed, when that was a failure: later sleeps fail with it too.
+        var closeReason: LoopError?
         /// How many times the kernel reported a step of the wall clock (ECANCELED).
         var clockSteps = 0
         /// How many changes of the system's time zone woke the sleepers.
@@ -281,17 +283,19 @@ package final class ClockTimer: Sendable {
         }
     }
 
-    /// Closes the fd and fails any sleeper still waiting. Call it once the reader no longer
-    /// watches the fd (for Dispatch: from the source's cancel handler).
-    package func close() {
+    /// Closes the fd and fails any sleeper still waiting, and every later one, with `error`
+    /// (default: "the timer was closed"). Call it once the reader no longer watches the fd (for
+    /// Dispatch: from the source's cancel handler).
+    package func close(failingSleepersWith error: LoopError? = nil) {
         let batch: WakeBatch = state.withLock { state in
             var batch = WakeBatch()
             guard !state.closed else { return batch }
             state.closed = true
+            state.closeReason = error
             state.arming = .disarmed
             TimerCore.close(descriptor)
             state.heap.removeAll(into: &batch.failed)
-            batch.failure = Self.closedError(clock)
+            batch.failure = error ?? Self.closedError(clock)
             return batch
         }
         batch.resume()

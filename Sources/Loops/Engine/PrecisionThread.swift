@@ -157,6 +157,13 @@ final class PrecisionThread: Sendable {
     /// Whether the thread has exited and closed its descriptors.
     var hasExited: Bool { state.withLock { $0.exited } }
 
+    /// Makes the thread's next `epoll_wait` fail with `code` and wakes it, so that the failure
+    /// path runs without a kernel fault (tests).
+    func injectWaitError(errno code: Int32) {
+        _ = cloops_fault_inject_epoll_error(epollDescriptor, code)
+        _ = cloops_eventfd_signal(wakeDescriptor)
+    }
+
     /// The descriptors the thread owns besides the timers (for leak tests).
     var ownDescriptors: [Int32] { [epollDescriptor, wakeDescriptor] }
 
@@ -215,12 +222,24 @@ final class PrecisionThread: Sendable {
                     cloops_epoll_wait(epollDescriptor, $0.baseAddress, Int32($0.count), -1, &count)
                 }
                 state.withLock { $0.waiting = false }
-                guard code == 0 else { continue }
+                guard code == 0 else {
+                    // Not EINTR (retried in C): waiting again would fail again, a busy spin.
+                    // The engine shuts down; its sleepers, and later ones, fail with the error.
+                    let failure = TimerCore.error("epoll_wait", errno: code)
+                    state.withLock { $0.stopping = true }
+                    finish(failingSleepersWith: failure)
+                    // Nobody will join a thread that stopped by itself.
+                    thread.withLock { handle in
+                        if handle != 0 { pthread_detach(handle) }
+                        handle = 0
+                    }
+                    return
+                }
                 for token in tokens.prefix(Int(count)) {
                     handle(token)
                 }
             case .exit:
-                finish()
+                finish(failingSleepersWith: nil)
                 return
             }
         }
@@ -240,7 +259,7 @@ final class PrecisionThread: Sendable {
 
     /// Marks the thread exited, hands leftover jobs to the global executor, fails the
     /// remaining sleepers and closes every descriptor.
-    private func finish() {
+    private func finish(failingSleepersWith failure: LoopError?) {
         let (jobs, timers): ([UnownedJob], [ClockTimer]) = state.withLock { state in
             state.exited = true
             let jobs = state.jobs
@@ -249,7 +268,7 @@ final class PrecisionThread: Sendable {
             return (jobs, timers)
         }
         for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
-        for timer in timers { timer.close() }
+        for timer in timers { timer.close(failingSleepersWith: failure) }
         TimerCore.close(wakeDescriptor)
         TimerCore.close(epollDescriptor)
     }

@@ -150,6 +150,17 @@ package final class SystemEngine: LoopEngine {
         try timer(for: .realtime).injectReadError(errno: ECANCELED)
     }
 
+    /// Makes the waiting thread's next `epoll_wait` fail with `code` (epoll path only; starts
+    /// the thread if needed).
+    package func injectWaitError(errno code: Int32) throws(LoopError) {
+        try startedWaitingThread().injectWaitError(errno: code)
+    }
+
+    /// Whether the epoll path's thread has exited (after a failure of `epoll_wait`).
+    package var hasWaitingThreadExited: Bool {
+        waitingThread.withLock { $0 }?.hasExited ?? false
+    }
+
     /// Makes the next read of `clock`'s timerfd fail with `code` (and wakes its reader).
     package func injectReadError(on clock: EngineClock, errno code: Int32) throws(LoopError) {
         try timer(for: clock).injectReadError(errno: code)
