@@ -29,7 +29,9 @@ public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidTimeOfDay = Code(.invalidTimeOfDay)
         /// A calendar or cron expression that does not parse.
         public static let invalidSchedule = Code(.invalidSchedule)
-        /// A time-zone name that the system does not know.
+        /// A time-zone name that the system does not know, or, for a schedule read in the local
+        /// zone, a `TZ` that names no zone `TimeZone` can represent (a POSIX rule string such as
+        /// `EST5EDT,M3.2.0,M11.1.0`).
         public static let invalidTimeZone = Code(.invalidTimeZone)
         /// `start()` or `run()` while a run is active and not being cancelled.
         public static let alreadyRunning = Code(.alreadyRunning)

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Loops
 import LoopsSystemd
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -89,6 +90,17 @@ struct CommandFailed: Error, CustomStringConvertible {
     var description: String { "the command \(termination)" }
 }
 
+/// SIGTERM and SIGINT (one bit each, `1 << signal`) that arrived before Dispatch's signal sources
+/// took them over; see `CommandRunner.installSignalHandlers(loop:)`.
+private let earlySignals = Atomic<UInt32>(0)
+
+/// The signal handler until Dispatch installs its own: records the signal, nothing more (an
+/// atomic store is async-signal-safe).
+private func recordEarlySignal(_ number: Int32) {
+    guard number > 0, number < 32 else { return }
+    earlySignals.bitwiseOr(UInt32(1) << UInt32(number), ordering: .relaxed)
+}
+
 /// The state shared by the loop body, the signal handlers and the exit path.
 private struct RunnerState {
     /// SIGTERM arrived: no new run starts, a failed one is not retried.
@@ -97,6 +109,8 @@ private struct RunnerState {
     var interrupted = false
     /// A child is running now.
     var childRunning = false
+    /// `READY=1` was sent.
+    var announcedReady = false
     /// The error that ended the loop (from `onError`).
     var failure: (any Error)?
     /// `STOPPING=1` was sent.
@@ -146,17 +160,27 @@ private final class CommandRunner: Sendable {
             throw CommandLineError("WATCHDOG_USEC: \(error)")
         }
 
-        let signals = installSignalHandlers(loop: loop)
+        let signals = await installSignalHandlers(loop: loop)
         defer { for source in signals { source.cancel() } }
 
-        // READY=1 once the loop has started, before its first run reports a STATUS=.
-        loop.beforeLoop { [self] _ in
-            notify { try $0.ready(status: "Started; running \(commandLine) on schedule") }
-        }
+        // READY=1 is always the first message: it is sent here, synchronously, before the loop
+        // (whose runs send STATUS=) and the watchdog (WATCHDOG=1, the first one at its start)
+        // exist as tasks. A watchdog started first, or READY sent from the loop's task, races
+        // with the watchdog's first keep-alive.
+        announceReady()
         let task = try loop.start()
-        _ = try? watchdog?.start()
+        // A signal handled before the loop was running found nothing to stop or cancel.
+        let (stoppedEarly, interruptedEarly) = state.withLock { ($0.stopRequested, $0.interrupted) }
+        if interruptedEarly {
+            loop.cancel()
+        } else if stoppedEarly {
+            terminate(loop: loop)
+        }
+        let watchdogTask = try? watchdog?.start()
         await task.value
+        // No keep-alive after the final STOPPING=1: the watchdog's task has ended before it.
         watchdog?.cancel()
+        await watchdogTask?.value
         announceStopping()
 
         let (interrupted, failure) = state.withLock { ($0.interrupted, $0.failure) }
@@ -182,8 +206,13 @@ private final class CommandRunner: Sendable {
             state.childRunning = true
             return true
         }
-        // A retry after SIGTERM (the back-off ended before the stop did): end quietly.
-        guard proceed else { return }
+        // A retry after SIGTERM (the back-off ended before the stop did), or a signal that
+        // arrived before the loop had started (stop() and cancel() then had nothing to end):
+        // end quietly.
+        guard proceed else {
+            loop.stop()
+            return
+        }
         defer { state.withLock { $0.childRunning = false } }
 
         let number = loop.currentLoop + 1
@@ -206,47 +235,92 @@ private final class CommandRunner: Sendable {
     }
 
     /// SIGTERM → stop after the current run (or at once when none runs); SIGINT → cancel, which
-    /// sends the running child SIGTERM. The default actions are ignored first, so that a signal
-    /// arriving before its source is ready does not kill `loops`.
-    private func installSignalHandlers(loop: Loop) -> [any DispatchSourceSignal] {
+    /// sends the running child SIGTERM.
+    ///
+    /// Returns once both signal sources are registered. Dispatch installs its own handler for a
+    /// signal only then, on its manager thread; until then a handler of ours records the signal
+    /// (with the default action it would kill `loops`; ignored, it would be lost, and `loops`
+    /// would run on after a SIGTERM), and a recorded signal is acted on once the sources are
+    /// in place.
+    private func installSignalHandlers(loop: Loop) async -> [any DispatchSourceSignal] {
         let queue = DispatchQueue(label: "loops.signals")
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
+        _ = earlySignals.load(ordering: .relaxed)  // initialised before a handler can read it
+        signal(SIGTERM, recordEarlySignal)
+        signal(SIGINT, recordEarlySignal)
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)
-        terminate.setEventHandler { [self] in
-            let childRunning = state.withLock { state in
-                state.stopRequested = true
-                return state.childRunning
-            }
-            announceStopping()
-            loop.stop()
-            // Between runs (asleep or in a retry back-off) there is nothing to finish.
-            if !childRunning { loop.cancel() }
-        }
+        terminate.setEventHandler { [self] in self.terminate(loop: loop) }
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: queue)
-        interrupt.setEventHandler { [self] in
-            state.withLock {
-                $0.interrupted = true
-                $0.stopRequested = true
-            }
-            announceStopping()
-            loop.cancel()
+        interrupt.setEventHandler { [self] in self.interrupt(loop: loop) }
+        let registered = DispatchGroup()
+        for source in [terminate, interrupt] {
+            registered.enter()
+            source.setRegistrationHandler { registered.leave() }
+            source.resume()
         }
-        terminate.resume()
-        interrupt.resume()
+        // Dispatch calls no registration handler for a source it could not register (no file
+        // descriptor left for its signalfd): then go on after a while rather than hang.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumed = LockedValue(false)
+            let resumeOnce: @Sendable () -> Void = {
+                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume() }
+            }
+            registered.notify(queue: queue, execute: resumeOnce)
+            queue.asyncAfter(deadline: .now() + 5, execute: resumeOnce)
+        }
+        let early = earlySignals.load(ordering: .relaxed)
+        if early & (1 << SIGINT) != 0 {
+            queue.async { [self] in self.interrupt(loop: loop) }
+        } else if early & (1 << SIGTERM) != 0 {
+            queue.async { [self] in self.terminate(loop: loop) }
+        }
+        // The handlers above run in order on `queue`: past this point the early ones are in `state`.
+        await withCheckedContinuation { continuation in queue.async { continuation.resume() } }
         return [terminate, interrupt]
+    }
+
+    /// SIGTERM: no new run; the running one finishes; between runs the loop ends at once.
+    private func terminate(loop: Loop) {
+        let childRunning = state.withLock { state in
+            state.stopRequested = true
+            return state.childRunning
+        }
+        announceStopping()
+        loop.stop()
+        // Between runs (asleep or in a retry back-off) there is nothing to finish.
+        if !childRunning { loop.cancel() }
+    }
+
+    /// SIGINT: cancel the loop, which sends the running child SIGTERM.
+    private func interrupt(loop: Loop) {
+        state.withLock {
+            $0.interrupted = true
+            $0.stopRequested = true
+        }
+        announceStopping()
+        loop.cancel()
     }
 
     private var commandLine: String {
         "'" + command.joined(separator: " ") + "'"
     }
 
-    private func announceStopping() {
-        let first = state.withLock { state in
-            defer { state.announcedStopping = true }
-            return !state.announcedStopping
+    /// Sends `READY=1` unless `STOPPING=1` was already sent (a signal during start-up). Both are
+    /// sent under the state lock, so they can never arrive in the other order.
+    private func announceReady() {
+        state.withLock { state in
+            guard !state.announcedReady, !state.announcedStopping else { return }
+            state.announcedReady = true
+            notify { try $0.ready(status: "Started; running \(commandLine) on schedule") }
         }
-        if first { notify { try $0.stopping() } }
+    }
+
+    /// Sends `STOPPING=1` once (see ``announceReady()`` for the lock).
+    private func announceStopping() {
+        state.withLock { state in
+            guard !state.announcedStopping else { return }
+            state.announcedStopping = true
+            notify { try $0.stopping() }
+        }
     }
 
     /// Sends a notification; a failure is reported once per call and never ends the loop.

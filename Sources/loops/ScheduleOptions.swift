@@ -27,7 +27,8 @@ struct ScheduleOptions: ParsableArguments {
 
     /// The schedule the flags describe.
     ///
-    /// - Throws: ``CommandLineError`` naming the flag and the bad value.
+    /// - Throws: ``CommandLineError`` naming the flag and the bad value, or the value of `TZ`
+    ///   when the schedule reads the local zone and `TZ` names no zone loops can use.
     func makeSchedule() throws -> Schedule {
         let given = [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
             .filter { $0.1 != nil }
@@ -49,21 +50,29 @@ struct ScheduleOptions: ParsableArguments {
             }
             zone = named
         }
+        let schedule: Schedule
         do {
             switch flag {
             case "--every":
-                return .every(try DurationFormat.parse(value))
+                schedule = .every(try DurationFormat.parse(value))
             case "--times":
-                return .times(try TimesFormat.parse(value))
+                schedule = .times(try TimesFormat.parse(value))
             case "--calendar":
-                return try .calendar(value)
+                schedule = try .calendar(value)
             default:
-                return try .cron(value, timeZone: zone)
+                schedule = try .cron(value, timeZone: zone)
             }
         } catch let error as LoopError {
             throw CommandLineError("\(flag): \(error.message)")
         } catch let error as CommandLineError {
             throw CommandLineError("\(flag): \(error.message)")
         }
+        // A schedule in the local zone with a TZ that names none: an error, never a silent UTC.
+        do {
+            try schedule.checkSystemZone()
+        } catch {
+            throw CommandLineError(error.message)
+        }
+        return schedule
     }
 }

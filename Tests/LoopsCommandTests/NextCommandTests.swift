@@ -190,6 +190,81 @@ struct NextCommandTests {
         #expect(outcome.stderr.contains(part), "\(arguments): \(outcome.stderr)")
     }
 
+    /// A TZ that names no zone Foundation can represent is an error for schedules read in the
+    /// local zone (never a silent UTC): one line naming the value, status 2. The variable is set
+    /// in the child's environment only.
+    @Test(arguments: [
+        ("EST5EDT,M3.2.0,M11.1.0", "is a POSIX rule string"),
+        ("CET-1CEST,M3.5.0,M10.5.0/3", "is a POSIX rule string"),
+        ("Nowhere/Foo", "is not a time zone the system knows"),
+    ])
+    func localZoneSchedulesRejectATZThatNamesNoZone(tz: String, problem: String) throws {
+        for schedule in [["--cron", "0 9 * * *"], ["--calendar", "*-*-* 09:00"], ["--calendar", "daily"]] {
+            let outcome = try run(try loopsBinary(), ["next"] + schedule + ["--count", "1"], environment: ["TZ": tz])
+            #expect(outcome.status == 2, "\(schedule)")
+            #expect(outcome.stdout.isEmpty, "\(schedule)")
+            #expect(
+                outcome.stderr == "loops: error: TZ='\(tz)' \(problem); loops needs a zone name such as America/New_York or Europe/Berlin\n",
+                "\(schedule): \(outcome.stderr)"
+            )
+        }
+        // Schedules with a zone of their own (or none at all) do not read TZ.
+        for schedule in [
+            ["--cron", "0 9 * * *", "--tz", "Europe/Berlin"], ["--calendar", "*-*-* 09:00 UTC"], ["--times", "09:00"],
+            ["--every", "1h"],
+        ] {
+            let outcome = try run(
+                try loopsBinary(), ["next"] + schedule + ["--count", "1", "--from", "2026-07-01T00:00:00Z"], environment: ["TZ": tz]
+            )
+            #expect(outcome.status == 0 && outcome.stderr.isEmpty, "\(schedule): \(outcome.stderr)")
+            #expect(outcome.lines.count == 1, "\(schedule)")
+        }
+    }
+
+    /// TZ values that name a zone keep working: tzdata files (EST5EDT is one, without a rule),
+    /// `:name`, zoneinfo paths, and POSIX strings without daylight saving, read as the C library
+    /// reads them (GMT+5 is five hours west of Greenwich).
+    @Test(arguments: [
+        ("EST5EDT", "2026-06-30T13:00:00.000000Z"),
+        (":Europe/Berlin", "2026-07-01T07:00:00.000000Z"),
+        ("/usr/share/zoneinfo/Asia/Kolkata", "2026-07-01T03:30:00.000000Z"),
+        ("UTC0", "2026-07-01T09:00:00.000000Z"),
+        ("GMT+5", "2026-06-30T14:00:00.000000Z"),
+        ("JST-9", "2026-07-01T00:00:00.000000Z"),
+        ("", "2026-07-01T09:00:00.000000Z"),
+    ])
+    func localZoneSchedulesFollowATZThatNamesAZone(tz: String, expected: String) throws {
+        for schedule in [["--cron", "0 9 * * *"], ["--calendar", "*-*-* 09:00"]] {
+            let outcome = try run(
+                try loopsBinary(), ["next"] + schedule + ["--from", "2026-06-30T12:00:00Z", "--count", "1"],
+                environment: ["TZ": tz]
+            )
+            #expect(outcome.status == 0 && outcome.stderr.isEmpty, "TZ='\(tz)' \(schedule): \(outcome.stderr)")
+            #expect(outcome.lines == [expected], "TZ='\(tz)' \(schedule)")
+        }
+    }
+
+    /// Every line has the documented form with a four-digit year: schedules end before
+    /// 10000-01-01T00:00:00Z, intervals included.
+    @Test func instantsEndBeforeTheYear10000() throws {
+        let format = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/
+        let cases: [([String], [String])] = [
+            (["--times", "09:00", "--from", "9999-12-31T23:59:59Z"], []),
+            (["--times", "09:00", "--from", "9999-12-30T12:00:00Z"], ["9999-12-31T09:00:00.000000Z"]),
+            (["--every", "5s", "--from", "9999-12-31T23:59:58Z"], ["9999-12-31T23:59:58.000000Z"]),
+            (["--every", "1s", "--from", "9999-12-31T23:59:58Z"], ["9999-12-31T23:59:58.000000Z", "9999-12-31T23:59:59.000000Z"]),
+            (["--every", "1s", "--from", "9999-12-31T23:59:59.5Z"], ["9999-12-31T23:59:59.500000Z"]),
+            (["--cron", "*/30 23 * * *", "--tz", "UTC", "--from", "9999-12-31T22:00:00Z"], ["9999-12-31T23:00:00.000000Z", "9999-12-31T23:30:00.000000Z"]),
+            (["--cron", "0 0 * * *", "--tz", "Asia/Tokyo", "--from", "9999-12-31T00:00:00Z"], ["9999-12-31T15:00:00.000000Z"]),
+        ]
+        for (arguments, expected) in cases {
+            let outcome = try run(try loopsBinary(), ["next"] + arguments + ["--count", "5"])
+            #expect(outcome.status == 0 && outcome.stderr.isEmpty, "\(arguments): \(outcome.stderr)")
+            #expect(outcome.lines == expected, "\(arguments)")
+            #expect(outcome.lines.allSatisfy { $0.wholeMatch(of: format) != nil }, "\(outcome.lines)")
+        }
+    }
+
     @Test func helpIsNotAnError() throws {
         let outcome = try loops("next", "--help")
         #expect(outcome.status == 0)

@@ -294,6 +294,46 @@ struct CronExpressionTests {
         #expect(rejection("* * * * Monday")?.contains("'Monday'") == true)
     }
 
+    /// crontab(5) separates fields by spaces and tabs; other white space (which `isWhitespace`
+    /// accepted) is named in the error, not taken as a separator.
+    @Test(arguments: [
+        ("0 9\u{00A0}* * *", "U+00A0 (no-break space)"),
+        ("0\u{2003}9 * * *", "U+2003 (em space)"),
+        ("0 9 * *\u{0085}*", "U+0085 (next line)"),
+        ("0 9 * * *\u{2028}", "U+2028 (line separator)"),
+        ("0 9 *\u{000B}* *", "U+000B (line tabulation)"),
+        ("0 9 *\u{000C}* *", "U+000C (form feed)"),
+        ("0 9\n* * *", "U+000A (line feed)"),
+        ("\u{3000}0 9 * * *", "U+3000 (ideographic space)"),
+        ("@daily\u{00A0}", "U+00A0 (no-break space)"),
+        ("0 9 * * *\u{202F}", "U+202F (narrow no-break space)"),
+    ])
+    func onlySpacesAndTabsSeparateFields(text: String, named: String) {
+        #expect(rejection(text) == "cron expression contains \(named); fields are separated by spaces and tabs")
+    }
+
+    @Test func spacesTabsAndLineEndsAroundTheExpressionAreIgnored() throws {
+        let expected = try fires("0 9 * * 1-5", from: "2026-11-27T00:00Z", count: 3)
+        #expect(expected == dates("2026-11-27T09:00Z", "2026-11-30T09:00Z", "2026-12-01T09:00Z"))
+        for text in ["0\t9 *  *\t\t1-5", " \t0 9 * * 1-5 \t", "0 9 * * 1-5\n", "0 9 * * 1-5\r\n", "\t0 9 * * 1-5\r"] {
+            #expect(try fires(text, from: "2026-11-27T00:00Z", count: 3) == expected, "\(text.debugDescription)")
+        }
+        #expect(try fires(" @daily\n", from: "2026-11-27T00:01Z", count: 1) == dates("2026-11-28T00:00Z"))
+        // Only spaces, tabs and line ends: no fields, as before.
+        #expect(rejection(" \t\n")?.contains("got 0") == true)
+    }
+
+    /// Instants end before 10000-01-01T00:00:00Z: the documented output format has a four-digit year.
+    @Test func noInstantInYear10000() throws {
+        let lastMinute = try cron("59 23 31 12 *")
+        #expect(Array(lastMinute.fireDates(from: utc("9999-12-01T00:00Z"))) == dates("9999-12-31T23:59Z"))
+        #expect(try cron("0 0 * * *").nextFire(onOrAfter: utc("9999-12-31T00:00:01Z")) == nil)
+        // The next 29 February after 9996 is in 10000: none.
+        #expect(try cron("0 0 29 2 *").nextFire(onOrAfter: utc("9996-03-01T00:00Z")) == nil)
+        let everyMinute = Array(try cron("* * * * *", "Pacific/Kiritimati").fireDates(from: utc("9999-12-31T23:00Z")))
+        #expect(everyMinute.count == 60 && everyMinute.last == utc("9999-12-31T23:59Z"))
+    }
+
     @Test func fuzzedInputNeverCrashes() throws {
         var random = SeededRandom(seed: 7)
         let alphabet = Array("0123456789*/-,@ \tJanFebMonSunsatDECxyz7\u{00e9}\u{1F600}\n")

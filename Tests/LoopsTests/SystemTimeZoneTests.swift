@@ -125,6 +125,96 @@ struct SystemTimeZoneTests {
         #expect(SystemTimeZone.resolve(key) == TimeZone(identifier: expected))
     }
 
+    @Test(
+        "TZ values the C library reads as a zone: tzdata files first, then POSIX strings without daylight saving",
+        arguments: [
+            // EST5EDT and CET are files of tzdata as well as POSIX-looking names: the file wins.
+            ("EST5EDT", "2026-07-01T09:00:00-04:00"),
+            ("CET", "2026-07-01T09:00:00+02:00"),
+            (":Europe/Berlin", "2026-07-01T09:00:00+02:00"),
+            ("posix/Asia/Kolkata", "2026-07-01T09:00:00+05:30"),
+            ("/etc/../usr/share/zoneinfo/America/Chicago", "2026-07-01T09:00:00-05:00"),
+            // POSIX offsets are positive west of Greenwich: GMT+5 is UTC−5 (not Foundation's
+            // "GMT+5" identifier, UTC+5), JST-9 is UTC+9.
+            ("UTC0", "2026-07-01T09:00:00+00:00"),
+            ("GMT+5", "2026-07-01T09:00:00-05:00"),
+            ("JST-9", "2026-07-01T09:00:00+09:00"),
+            ("<+0330>-3:30", "2026-07-01T09:00:00+03:30"),
+            ("", "2026-07-01T09:00:00+00:00"),
+        ]
+    )
+    func tzValuesThatNameAZone(tz: String, nineOClock: String) throws {
+        let zone = try #require(SystemTimeZone.resolve("TZ=" + tz), "TZ='\(tz)'")
+        let expected = try #require(ISO8601DateFormatter().date(from: nineOClock))
+        // 09:00 local on 2026-07-01 in the zone read from TZ.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        #expect(calendar.date(from: DateComponents(year: 2026, month: 7, day: 1, hour: 9)) == expected, "TZ='\(tz)'")
+        #expect(throws: Never.self) { try SystemTimeZone.check(tz: tz) }
+    }
+
+    @Test(
+        "TZ values naming no zone TimeZone can hold are errors naming the value, never a silent UTC",
+        arguments: [
+            ("EST5EDT,M3.2.0,M11.1.0", "is a POSIX rule string"),
+            ("CET-1CEST,M3.5.0,M10.5.0/3", "is a POSIX rule string"),
+            ("<-03>3<-02>,M3.5.0/-2,M10.5.0/-1", "is a POSIX rule string"),
+            ("AAA3BBB", "is a POSIX rule string"),
+            ("EST5,M3.2.0,M11.1.0", "is a POSIX rule string"),
+            ("Nowhere/Foo", "is not a time zone the system knows"),
+            (":EST5EDT,M3.2.0,M11.1.0", "is not a time zone the system knows"),
+            ("utc", "is not a time zone the system knows"),
+            ("/nonexistent/zoneinfo/Europe/Atlantis", "names no file"),
+            ("/etc/passwd", "is not a file of a zoneinfo directory"),
+        ]
+    )
+    func unusableTZValues(tz: String, problem: String) {
+        #expect(SystemTimeZone.resolve("TZ=" + tz) == nil, "TZ='\(tz)'")
+        let error = #expect(throws: LoopError.self) { try SystemTimeZone.check(tz: tz) }
+        #expect(error?.code == .invalidTimeZone)
+        #expect(error?.message.hasPrefix("TZ='\(tz)' \(problem); ") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("America/New_York") == true)
+    }
+
+    @Test("a loop on a local-zone schedule is not created when TZ names no zone; other schedules are")
+    func loopCreationChecksTZ() throws {
+        let link = try ZoneLinkDirectory()
+        try link.point(to: "Europe/Berlin")
+        let rule = "EST5EDT,M3.2.0,M11.1.0"
+        let local: [Schedule] = [try .cron("0 9 * * *"), try .calendar("*-*-* 09:00"), try .calendar("daily")]
+        let zoned: [Schedule] = [
+            try .cron("0 9 * * *", timeZone: TimeZone(identifier: "America/New_York")),
+            try .calendar("*-*-* 09:00 UTC"), try .calendar("*-*-* 09:00 Europe/Berlin"),
+            .times([try TimeOfDay(hour: 9)]), .every(.seconds(1)),
+        ]
+        func expectTZError(_ error: LoopError?, _ schedule: Schedule) {
+            #expect(error?.code == .invalidTimeZone, "\(schedule)")
+            #expect(error?.message.contains("TZ='\(rule)'") == true, "\(schedule): \(String(describing: error))")
+        }
+        try SystemTimeZone.$source.withValue(.environment(tz: rule, localtimePath: link.localtimePath)) {
+            for schedule in local {
+                #expect(schedule.readsSystemZone, "\(schedule)")
+                expectTZError(#expect(throws: LoopError.self) { _ = try Loop(schedule: schedule) { _ in } }, schedule)
+            }
+            for schedule in zoned {
+                #expect(!schedule.readsSystemZone, "\(schedule)")
+                let loop = try Loop(schedule: schedule) { _ in }
+                // Switching to a local-zone schedule is refused too, and the old one is kept.
+                expectTZError(#expect(throws: LoopError.self) { try loop.changeSchedule(local[0]) }, local[0])
+                #expect(loop.schedule == schedule)
+            }
+        }
+        // The same schedules with a TZ that names a zone, or none (the link): loops are created.
+        for tz in ["America/New_York", nil] {
+            try SystemTimeZone.$source.withValue(.environment(tz: tz, localtimePath: link.localtimePath)) {
+                for schedule in local {
+                    _ = try Loop(schedule: schedule) { _ in }
+                }
+                #expect(SystemTimeZone.current.identifier == tz ?? "Europe/Berlin")
+            }
+        }
+    }
+
     @Test("an unknown TZ or link target names no zone (the caller falls back)")
     func unknownNames() {
         #expect(SystemTimeZone.resolve("TZ=Mars/Olympus_Mons") == nil)

@@ -27,8 +27,10 @@ enum RelativeInterval {
         return .nanoseconds(Int64((total * 1e9).rounded()))
     }
 
-    /// Checks what `Schedule`'s non-throwing factories could not.
+    /// Checks what `Schedule`'s non-throwing factories could not, and that a schedule read in
+    /// the local zone has one (`TZ` naming no zone `TimeZone` can hold is an error, not UTC).
     static func validate(_ schedule: Schedule) throws {
+        try schedule.checkSystemZone()
         switch schedule.kind {
         case .every(let interval):
             guard interval >= .zero else {

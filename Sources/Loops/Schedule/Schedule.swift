@@ -63,7 +63,12 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// The first instant at or after `date` at which a loop started at `date` fires; `nil` when
     /// the schedule has no more instants. For ``every(_:)`` this is `date` itself: a loop's first
     /// iteration runs at once.
+    ///
+    /// Every schedule ends before 10000-01-01T00:00:00Z: there is no instant at or after it (for
+    /// a `date` there, not even for ``every(_:)``), so each instant prints with a four-digit year.
+    /// Calendar expressions end after 2199, as in systemd.
     public func nextFire(onOrAfter date: Date) -> Date? {
+        guard date < Self.endOfInstants else { return nil }
         switch kind {
         case .every:
             return date
@@ -80,14 +85,19 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
 
     /// The instants at which a loop started at `start` fires if its body takes no time: the
     /// first is ``nextFire(onOrAfter:)``, each next one is the earliest strictly after the
-    /// previous (for ``every(_:)``, the previous plus the interval). Finite when the schedule
-    /// ends.
+    /// previous (for ``every(_:)``, `start` plus a whole number of intervals). Finite when the
+    /// schedule ends.
+    ///
+    /// Every schedule ends before 10000-01-01T00:00:00Z: the sequence holds only instants up to
+    /// 9999-12-31T23:59:59.999999Z and stops at the first that would be later, whatever the kind,
+    /// intervals included. From 9999-12-31T23:59:58Z, every 1 s gives 23:59:58 and 23:59:59, and
+    /// every 5 s gives 23:59:58 alone; from 10000-01-01T00:00:00Z or later the sequence is empty.
     public func fireDates(from start: Date) -> some Sequence<Date> {
         let first = nextFire(onOrAfter: start)
         // For intervals, `start + n·interval` (not repeated addition), so rounding never builds up.
         let interval = self.interval?.seconds
         return sequence(state: (previous: first, index: 0)) { position -> Date? in
-            guard let current = position.previous else { return nil }
+            guard let current = position.previous, current < Self.endOfInstants else { return nil }
             position.index += 1
             if let interval {
                 position.previous = start.addingTimeInterval(Double(position.index) * interval)

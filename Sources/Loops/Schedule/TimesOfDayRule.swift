@@ -16,11 +16,12 @@ struct TimesOfDayRule: Hashable, Sendable {
         self.times = times.filter { seen.insert($0).inserted }
     }
 
-    /// The earliest slot instant at or after `date`; `nil` for an empty list or a date outside
-    /// the supported range.
+    /// The earliest slot instant at or after `date`; `nil` for an empty list, a date outside
+    /// the supported range, or when the slot instant would be 10000-01-01T00:00:00Z or later
+    /// (see ``Schedule/endOfInstants``).
     func nextFire(onOrAfter date: Date) -> Date? {
         let reference = date.timeIntervalSinceReferenceDate
-        guard WallClock.supportedRange.contains(reference) else { return nil }
+        guard WallClock.supportedRange.contains(reference), date < Schedule.endOfInstants else { return nil }
         let wholeSeconds = Int64(reference.rounded(.down)) + WallClock.referenceOffset
         var best: Date?
         for time in times {
@@ -29,7 +30,7 @@ struct TimesOfDayRule: Hashable, Sendable {
                 best = candidate
             }
         }
-        return best
+        return best.flatMap { $0 < Schedule.endOfInstants ? $0 : nil }
     }
 
     /// The earliest instant of one slot at or after `date`. The slot is tried on the local dates

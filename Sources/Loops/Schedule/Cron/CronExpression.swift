@@ -33,14 +33,23 @@ struct CronExpression: Hashable, Sendable {
         "@hourly": "0 * * * *",
     ]
 
-    /// Parses `text`.
+    /// Parses `text`. As in crontab(5), fields are separated by spaces and tabs only; spaces,
+    /// tabs and line ends around the expression are ignored.
     ///
     /// - Throws: ``LoopError`` `.invalidSchedule` naming the field and the bad value, e.g.
-    ///   "cron minute field: 61 is out of range 0-59".
+    ///   "cron minute field: 61 is out of range 0-59", or another white-space character, e.g.
+    ///   "cron expression contains U+00A0 (no-break space); fields are separated by spaces and
+    ///   tabs".
     init(parsing text: String, timeZone: TimeZone?) throws {
         self.text = text
         self.timeZone = timeZone
-        var body = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        var body = Self.trimmed(text)
+        if let other = body.unicodeScalars.first(where: { $0.properties.isWhitespace && !Self.isSeparator($0) }) {
+            throw LoopError(
+                .invalidSchedule,
+                "cron expression contains \(Self.describe(other)); fields are separated by spaces and tabs"
+            )
+        }
         if body.hasPrefix("@") {
             let name = body.lowercased()
             if name == "@reboot" {
@@ -58,7 +67,7 @@ struct CronExpression: Hashable, Sendable {
             }
             body = expansion
         }
-        let fields = body.split(whereSeparator: { $0.isWhitespace })
+        let fields = body.split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard fields.count == 5 else {
             throw LoopError(
                 .invalidSchedule,
@@ -72,6 +81,35 @@ struct CronExpression: Hashable, Sendable {
         months = try CronField(parsing: fields[3], as: .month)
         daysOfWeek = try CronField(parsing: fields[4], as: .dayOfWeek)
         canMatch = Self.canMatch(daysOfMonth: daysOfMonth, months: months, daysOfWeek: daysOfWeek)
+    }
+
+    /// A field separator of crontab(5): a space or a tab.
+    private static func isSeparator(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == " " || scalar == "\t"
+    }
+
+    /// `text` without the spaces, tabs and line ends (LF, CR) around it: a line read from a file
+    /// may keep its newline. Other white space is left for the check that names it.
+    private static func trimmed(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        func isTrimmed(_ scalar: Unicode.Scalar) -> Bool { isSeparator(scalar) || scalar == "\n" || scalar == "\r" }
+        guard let first = scalars.firstIndex(where: { !isTrimmed($0) }),
+            let last = scalars.lastIndex(where: { !isTrimmed($0) })
+        else { return "" }
+        return String(scalars[first...last])
+    }
+
+    /// The names of the white-space controls, which have no Unicode `Name` (only aliases).
+    private static let controlNames: [UInt32: String] = [
+        0x0A: "line feed", 0x0B: "line tabulation", 0x0C: "form feed", 0x0D: "carriage return", 0x85: "next line",
+    ]
+
+    /// `U+00A0 (no-break space)`: the code point and, when it has one, its name.
+    private static func describe(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        guard let name = controlNames[scalar.value] ?? scalar.properties.name?.lowercased() else { return code }
+        return "\(code) (\(name))"
     }
 
     /// Whether the day fields ever match. With the OR rule any weekday does; with AND, every
@@ -90,12 +128,12 @@ struct CronExpression: Hashable, Sendable {
     var followsElapsedTime: Bool { hours.isWildcardOrStepped }
 
     /// The first instant at or after `date` whose wall time matches, with the DST rules above;
-    /// `nil` when no date ever matches.
+    /// `nil` when no date ever matches, or none before 10000-01-01T00:00:00Z.
     func nextFire(onOrAfter date: Date) -> Date? {
         // Seconds since 2001, not 1970: `Date.strictlyLater` adds one unit in the last place of
         // this value, which a conversion to 1970-based seconds would round away.
         let reference = date.timeIntervalSinceReferenceDate
-        guard canMatch, WallClock.supportedRange.contains(reference) else { return nil }
+        guard canMatch, WallClock.supportedRange.contains(reference), date < Schedule.endOfInstants else { return nil }
         let zone = timeZone ?? SystemTimeZone.current
         let earliest = Int64(reference.rounded(.up)) + WallClock.referenceOffset
         let floorSeconds = Int64(reference.rounded(.down)) + WallClock.referenceOffset
@@ -114,7 +152,9 @@ struct CronExpression: Hashable, Sendable {
                 {
                     best = other
                 }
-                return WallClock.date(unixSeconds: best)
+                // No instant from year 10000 on (see ``Schedule/endOfInstants``).
+                let instant = WallClock.date(unixSeconds: best)
+                return instant < Schedule.endOfInstants ? instant : nil
             }
             day = matching + 1
         }
