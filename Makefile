@@ -34,7 +34,8 @@ bench: system-packages
 
 ## Every UTC-offset change of every canonical zone of tzdata from 2000 to 2040: times of day,
 ## cron and calendar schedules against a brute-force scan and systemd-analyze (`make test`
-## runs a fixed sample of the same sweep; this walks all of it, about 25 minutes).
+## runs a fixed sample of the same sweep; this walks all of it: 108 minutes on a busy 2-core
+## machine, 8.8 million fire times compared).
 zone-sweep: system-packages
 	$(SWIFT) build --build-tests
 	LOOPS_FULL_ZONE_SWEEP=1 $(SWIFT) test --skip-build --no-parallel --filter ZoneSweepTests
