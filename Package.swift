@@ -1,4 +1,5 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
+// Swift 6.2 is the real minimum: swift-log 1.16.2 and swift-service-lifecycle 2.13.0 declare tools version 6.2.
 import PackageDescription
 
 let strictSettings: [SwiftSetting] = [
