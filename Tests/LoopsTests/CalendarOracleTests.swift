@@ -178,7 +178,8 @@ struct CalendarOracleTests {
 /// What systemd said about one expression.
 struct AnalyzeResult: Sendable {
     var normalized = ""
-    /// systemd stopped with "Infinite loop in calendar calculation" (and printed no block).
+    /// systemd found no next elapse ("Failed to determine next elapse …", e.g. "Resource deadlock
+    /// avoided" where its normalization would go backwards) and printed no block.
     var gaveUp = false
     var fires: [Int64] = []
     var never = false
@@ -227,7 +228,7 @@ struct CalendarOracleReport {
         }
         var agrees = true
         if systemd.gaveUp {
-            // systemd 252's search went round in circles (its mktime normalization moved
+            // systemd 252's search refused to go backwards (its mktime normalization moved
             // backwards across a DST change): check ours against the brute-force scan instead,
             // over the three days after the base.
             let zone: TimeZone? = switch ours.spec.zone {

@@ -115,15 +115,17 @@ struct BruteForceWindow {
             let wall = walls[index]
             defer { earlier[wall, default: []].append(minute) }
             guard Self.matchesDateHourMinute(spec, wall: wall) else { continue }
-            if let required, zone.isDaylightSavingTime(for: Date(timeIntervalSince1970: TimeInterval(minute))) != required {
-                continue
-            }
             for microsecond in Self.matchingMicroseconds(spec.microseconds) {
                 let second = minute + Int64(microsecond / 1_000_000)
                 let candidate = (second, microsecond % 1_000_000)
                 guard candidate >= from, (wall + Int64(microsecond / 1_000_000), microsecond % 1_000_000) >= startWall else { continue }
                 let repeated = (earlier[wall] ?? []).contains { (($0 + Int64(microsecond / 1_000_000)), microsecond % 1_000_000) >= from }
-                if !repeated { return candidate }
+                guard !repeated else { continue }
+                // A local-abbreviation suffix: the first match of the other half of the year ends it.
+                if let required, zone.isDaylightSavingTime(for: Date(timeIntervalSince1970: TimeInterval(minute))) != required {
+                    return nil
+                }
+                return candidate
             }
         }
         return nil

@@ -189,10 +189,9 @@ struct CronExpression: Hashable, Sendable {
     private func fire(onDay day: Int64, earliest: Int64, zone: TimeZone) -> (instant: Int64?, sawTransition: Bool) {
         let dayStart = day * 86_400
         let dayEnd = dayStart + 86_400
-        // Offsets lie within -12 h…+14 h: these bounds take in every instant whose wall time is
-        // on `day`.
-        let windowStart = dayStart - 16 * 3600
-        let windowEnd = dayEnd + 16 * 3600
+        // Every instant whose wall time is on `day` lies within these bounds.
+        let windowStart = dayStart - WallClock.offsetBound
+        let windowEnd = dayEnd + WallClock.offsetBound
         let transitions = WallClock.transitions(in: zone, from: windowStart, to: windowEnd)
         var stretchStart = windowStart
         var offset = transitions.first?.before ?? WallClock.offset(zone, atUnix: windowStart)
