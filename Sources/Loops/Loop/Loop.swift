@@ -23,7 +23,7 @@ public final class Loop: Sendable {
     let clock: LoopClock
     let logger: Logger
     let executor: (any TaskExecutor)?
-    let state: LockedValue<LoopState>
+    let state: LockedValue<LoopStateMachine>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
 
@@ -56,9 +56,8 @@ public final class Loop: Sendable {
         logger: Logger = Logger(label: "swift-loops"),
         _ body: @escaping Body
     ) throws {
-        let interval = try RelativeInterval.validate(seconds: seconds, minutes: minutes, hours: hours)
         try self.init(
-            schedule: .every(interval),
+            schedule: .every(seconds: seconds, minutes: minutes, hours: hours),
             count: count,
             reconnect: reconnect,
             missedTicks: missedTicks,
@@ -67,7 +66,6 @@ public final class Loop: Sendable {
             logger: logger,
             body
         )
-        state.withLock { $0.relativeComponents = (seconds, minutes, hours) }
     }
 
     /// A loop that runs at each of `times` every day (disnake's `@tasks.loop(time=[…])`).
@@ -121,11 +119,15 @@ public final class Loop: Sendable {
         self.clock = clock
         self.executor = executor ?? clock.engine.preferredExecutor
         self.logger = logger
-        var initial = LoopState(schedule: schedule, count: count, reconnect: reconnect, missedTicks: missedTicks)
-        if let interval = schedule.interval {
-            initial.relativeComponents = (interval.seconds, 0, 0)
-        }
-        self.state = LockedValue(initial)
+        self.state = LockedValue(
+            LoopStateMachine(
+                schedule: schedule,
+                count: count,
+                reconnect: reconnect,
+                missedTicks: missedTicks,
+                intervalClock: clock.intervalClock
+            )
+        )
     }
 
     // MARK: Running
@@ -139,12 +141,7 @@ public final class Loop: Sendable {
     /// - Throws: ``LoopError`` (`.alreadyRunning`) when a run is active and not being cancelled.
     @discardableResult
     public func start() throws -> Task<Void, Never> {
-        let admission = try admitRun()
-        let task = makeTask {
-            _ = await self.execute(admission)
-        }
-        attach(publicTask: task, cancel: { task.cancel() }, to: admission.id)
-        return task
+        launch(try admitRun())
     }
 
     /// Runs the loop in the calling task until it ends: returns when it ends by `stop()` or
@@ -192,9 +189,7 @@ public final class Loop: Sendable {
     /// until it succeeds), then the loop exits without sleeping again; called while the loop
     /// sleeps, it exits at once. `afterLoop` runs. Does nothing when the loop is not running.
     public func stop() {
-        if state.withLock({ $0.requestStop() }) {
-            waker.wake()
-        }
+        perform(state.withLock { $0.requestStop() })
     }
 
     /// Cancels the body or the sleep in progress. `afterLoop` runs with `isBeingCancelled`
@@ -208,8 +203,11 @@ public final class Loop: Sendable {
     /// Cancels the loop and starts it again once the cancelled run has finished; starts it when
     /// it is not running.
     public func restart() {
-        cancel()
-        _ = try? start()
+        let anchor = RunAnchor(now: clock)
+        let restart = state.withLock { $0.restart(at: anchor) }
+        for cancel in restart.cancellations { cancel() }
+        activateEngine(for: restart.admission)
+        launch(restart.admission)
     }
 
     // MARK: Hooks
@@ -217,20 +215,20 @@ public final class Loop: Sendable {
     /// Registers a closure that runs before the first iteration of each run, e.g. to wait until
     /// the service is ready. An error it throws ends the run like an unhandled body error.
     public func beforeLoop(_ hook: @escaping @Sendable (Loop) async throws -> Void) {
-        state.withLock { $0.beforeLoop = hook }
+        state.withLock { $0.register(beforeLoop: hook) }
     }
 
     /// Registers a closure that runs once after each run, however it ended (also on
     /// cancellation, where `isBeingCancelled` is true and the closure is shielded from the
     /// cancellation so it can still flush work). An error it throws is logged.
     public func afterLoop(_ hook: @escaping @Sendable (Loop) async throws -> Void) {
-        state.withLock { $0.afterLoop = hook }
+        state.withLock { $0.register(afterLoop: hook) }
     }
 
     /// Registers the handler of unhandled errors (`failed` is already true when it runs),
     /// replacing the default, which logs the error at `.error`.
     public func onError(_ handler: @escaping @Sendable (Loop, any Error) async -> Void) {
-        state.withLock { $0.onError = handler }
+        state.withLock { $0.register(onError: handler) }
     }
 
     // MARK: Error types
@@ -238,19 +236,19 @@ public final class Loop: Sendable {
     /// Adds error types that `reconnect` retries with back-off. An error matches a type as
     /// `error is T` would (subclasses match).
     public func addErrorType(_ types: any Error.Type...) {
-        state.withLock { $0.errorFilter.add(types) }
+        state.withLock { $0.addErrorTypes(types) }
     }
 
     /// Removes error types; returns whether all of them were handled before.
     @discardableResult
     public func removeErrorType(_ types: any Error.Type...) -> Bool {
-        state.withLock { $0.errorFilter.remove(types) }
+        state.withLock { $0.removeErrorTypes(types) }
     }
 
     /// Removes every handled error type, including the defaults (`POSIXError`, `URLError`) and
     /// the ``TransientError`` rule.
     public func clearErrorTypes() {
-        state.withLock { $0.errorFilter.clear() }
+        state.withLock { $0.clearErrorTypes() }
     }
 
     // MARK: Changing the schedule
@@ -260,8 +258,7 @@ public final class Loop: Sendable {
     ///
     /// - Throws: ``LoopError`` for an invalid total; the old schedule is then kept.
     public func changeInterval(seconds: Double = 0, minutes: Double = 0, hours: Double = 0) throws {
-        let interval = try RelativeInterval.validate(seconds: seconds, minutes: minutes, hours: hours)
-        replaceSchedule(with: .every(interval), relativeComponents: (seconds, minutes, hours))
+        replaceSchedule(with: try .every(seconds: seconds, minutes: minutes, hours: hours))
     }
 
     /// Switches to times of day. While running, the next iteration is the next slot after now.
@@ -276,34 +273,24 @@ public final class Loop: Sendable {
     /// - Throws: ``LoopError`` for an invalid schedule; the old one is then kept.
     public func changeSchedule(_ schedule: Schedule) throws {
         try RelativeInterval.validate(schedule)
-        let components = schedule.interval.map { ($0.seconds, 0.0, 0.0) }
-        replaceSchedule(with: schedule, relativeComponents: components)
+        replaceSchedule(with: schedule)
     }
 
-    private func replaceSchedule(
-        with schedule: Schedule,
-        relativeComponents: (seconds: Double, minutes: Double, hours: Double)?
-    ) {
-        let engine = clock.engine
-        let intervalNow = engine.now(clock.intervalClock)
-        let wallNow = engine.now(.realtime)
-        state.withLock {
-            $0.replaceSchedule(with: schedule, intervalNow: intervalNow, wallNow: wallNow)
-            $0.relativeComponents = relativeComponents
-        }
-        waker.wake()
+    private func replaceSchedule(with schedule: Schedule) {
+        let now = LoopNow(clock)
+        perform(state.withLock { $0.changeSchedule(to: schedule, now: now) })
     }
 
     // MARK: Reading the state
 
     /// Seconds of the relative interval as given (0 when not given); nil for wall-clock
     /// schedules.
-    public var seconds: Double? { state.withLock { $0.relativeComponents?.seconds } }
+    public var seconds: Double? { state.withLock { $0.schedule.intervalRule?.seconds } }
     /// Minutes of the relative interval as given (0 when not given); nil for wall-clock
     /// schedules.
-    public var minutes: Double? { state.withLock { $0.relativeComponents?.minutes } }
+    public var minutes: Double? { state.withLock { $0.schedule.intervalRule?.minutes } }
     /// Hours of the relative interval as given (0 when not given); nil for wall-clock schedules.
-    public var hours: Double? { state.withLock { $0.relativeComponents?.hours } }
+    public var hours: Double? { state.withLock { $0.schedule.intervalRule?.hours } }
 
     /// The times of day, duplicates removed; nil unless the schedule is ``Schedule/times(_:)``.
     public var times: [TimeOfDay]? {
@@ -327,11 +314,7 @@ public final class Loop: Sendable {
     /// When the next iteration is scheduled; nil when the loop is not running or `stop()` was
     /// called. Unchanged while a failed iteration is retried.
     public var nextIteration: Date? {
-        let instant: LoopState.Instant? = state.withLock { state in
-            guard let executing = state.executing, !executing.stopRequested else { return nil }
-            return state.nextInstant
-        }
-        switch instant {
+        switch state.withLock({ $0.nextInstant }) {
         case nil:
             return nil
         case .wall(let date):
@@ -359,16 +342,33 @@ public final class Loop: Sendable {
 
     /// Replaces the back-off jitter (a value in `0...upper` seconds) — for deterministic tests.
     package func setBackoffJitter(_ jitter: @escaping @Sendable (Double) -> Double) {
-        state.withLock { $0.jitter = jitter }
+        state.withLock { $0.replaceJitter(jitter) }
     }
 
     // MARK: Plumbing
 
-    private func admitRun(stopped stopRequested: () -> Bool = { false }) throws -> LoopState.Admission {
+    private func admitRun(stopped stopRequested: () -> Bool = { false }) throws -> LoopStateMachine.Admission {
         let anchor = RunAnchor(now: clock)
-        let admission = try state.withLock { try $0.admitRun(at: anchor, stopped: stopRequested) }
-        if admission.activates { clock.engine.loopDidActivate() }
+        // `stopRequested` is asked under the lock, so a shutdown is seen either here or by stop().
+        let admission = try state.withLock { try $0.admit(at: anchor, stopped: stopRequested()) }
+        activateEngine(for: admission)
         return admission
+    }
+
+    /// Tells the engine, before the run's task exists, that an idle loop became active (so
+    /// virtual time waits for it).
+    private func activateEngine(for admission: LoopStateMachine.Admission) {
+        if admission.activatesEngine { clock.engine.loopDidActivate() }
+    }
+
+    /// Starts an admitted run in a task of its own and returns the task.
+    @discardableResult
+    private func launch(_ admission: LoopStateMachine.Admission) -> Task<Void, Never> {
+        let task = makeTask {
+            _ = await self.execute(admission)
+        }
+        attach(publicTask: task, cancel: { task.cancel() }, to: admission.id)
+        return task
     }
 
     private func attach(
@@ -376,10 +376,21 @@ public final class Loop: Sendable {
         cancel: @escaping @Sendable () -> Void,
         to id: UInt64
     ) {
-        let cancelledEarly = state.withLock {
-            $0.attach(publicTask: publicTask, cancel: cancel, to: id)
+        switch state.withLock({ $0.attach(publicTask: publicTask, cancel: cancel, to: id) }) {
+        case .none:
+            break
+        case .cancelTask(let cancel):
+            cancel()
         }
-        if cancelledEarly { cancel() }
+    }
+
+    private func perform(_ action: LoopStateMachine.WakeAction) {
+        switch action {
+        case .none:
+            break
+        case .wakeSleeper:
+            waker.wake()
+        }
     }
 
     /// A new task for the loop's code: on `executor` when one was given (or preferred by the

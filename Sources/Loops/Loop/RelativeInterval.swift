@@ -32,7 +32,8 @@ enum RelativeInterval {
     static func validate(_ schedule: Schedule) throws {
         try schedule.checkSystemZone()
         switch schedule.kind {
-        case .every(let interval):
+        case .every(let rule):
+            let interval = rule.interval
             guard interval >= .zero else {
                 throw LoopError(.invalidInterval, "interval must not be negative, got \(interval)")
             }

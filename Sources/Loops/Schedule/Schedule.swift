@@ -8,7 +8,7 @@ public import Foundation
 /// anything.
 public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     enum Kind: Hashable, Sendable {
-        case every(Duration)
+        case every(IntervalRule)
         case times(TimesOfDayRule)
         case calendar(CalendarExpression)
         case cron(CronExpression)
@@ -26,7 +26,17 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     ///
     /// The interval is validated when a ``Loop`` is created with it: a negative one throws.
     public static func every(_ interval: Duration) -> Schedule {
-        Schedule(.every(interval))
+        Schedule(.every(IntervalRule(interval: interval, seconds: interval.seconds, minutes: 0, hours: 0)))
+    }
+
+    /// Every `seconds + 60·minutes + 3600·hours`, keeping the three parts as given (a loop reports
+    /// them as `seconds`, `minutes`, `hours`), validated as disnake does: only the total must be
+    /// ≥ 0, each part finite.
+    ///
+    /// - Throws: ``LoopError`` (`.invalidInterval`) naming the bad part or total.
+    static func every(seconds: Double, minutes: Double, hours: Double) throws -> Schedule {
+        let interval = try RelativeInterval.validate(seconds: seconds, minutes: minutes, hours: hours)
+        return Schedule(.every(IntervalRule(interval: interval, seconds: seconds, minutes: minutes, hours: hours)))
     }
 
     /// At each of `times` every day; duplicates are ignored and zones may be mixed.
@@ -111,8 +121,8 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// The earliest fire instant strictly after `date` (for ``every(_:)``: `date + interval`).
     func nextFire(after date: Date) -> Date? {
         switch kind {
-        case .every(let interval):
-            return date.addingTimeInterval(interval.seconds)
+        case .every(let rule):
+            return date.addingTimeInterval(rule.interval.seconds)
         case .times, .calendar, .cron, .custom:
             return nextFire(onOrAfter: date.strictlyLater)
         }
@@ -127,15 +137,21 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
 
     /// The relative interval, for ``every(_:)``.
     var interval: Duration? {
-        if case .every(let interval) = kind { return interval }
+        if case .every(let rule) = kind { return rule.interval }
+        return nil
+    }
+
+    /// The interval's parts as given, for ``every(_:)``.
+    var intervalRule: IntervalRule? {
+        if case .every(let rule) = kind { return rule }
         return nil
     }
 
     /// A readable form: `every 5.0 s`, `times 09:00:00@UTC, …`, the calendar or cron text.
     public var description: String {
         switch kind {
-        case .every(let interval):
-            return "every \(interval.seconds) s"
+        case .every(let rule):
+            return "every \(rule.interval.seconds) s"
         case .times(let rule):
             return "times " + rule.times.map(\.description).joined(separator: ", ")
         case .calendar(let expression):
@@ -146,6 +162,20 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
             return "custom \(rule.name)"
         }
     }
+}
+
+/// The rule of ``Schedule/every(_:)``: the interval, and the `seconds`, `minutes` and `hours`
+/// it was given as (disnake reports them as given: `seconds: -1, minutes: 1` stays that, not
+/// 59 s). Two rules with the same interval are equal however it was written.
+struct IntervalRule: Hashable, Sendable {
+    let interval: Duration
+    let seconds: Double
+    let minutes: Double
+    let hours: Double
+
+    static func == (lhs: IntervalRule, rhs: IntervalRule) -> Bool { lhs.interval == rhs.interval }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(interval) }
 }
 
 /// The next-fire function of a ``Schedule/custom(_:nextFire:)`` schedule. Closures cannot be

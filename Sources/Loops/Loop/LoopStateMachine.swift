@@ -1,0 +1,545 @@
+import Foundation
+
+/// Everything about a ``Loop`` that changes, kept behind the loop's lock, in the shape of
+/// swift-service-lifecycle's `UnixSignalsSequence` state machine: every event is a method that
+/// switches over the lifecycle exhaustively and returns a named action; the caller performs the
+/// action (resume, cancel, sleep, run a hook, log) once the lock is released. No other code
+/// writes the state.
+struct LoopStateMachine {
+    typealias Hook = @Sendable (Loop) async throws -> Void
+    typealias ErrorHook = @Sendable (Loop, any Error) async -> Void
+
+    /// One accepted `start()`/`run()`/`restart()`.
+    struct Run {
+        let id: UInt64
+        /// Finished when this run has ended; the run accepted after it awaits this.
+        let completion: RunCompletion
+        var stopRequested: Bool
+        var cancelRequested = false
+        /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
+        var cancelTask: (@Sendable () -> Void)?
+    }
+
+    /// What the executing run is doing.
+    enum Phase {
+        /// Accepted, its task not yet past its predecessor.
+        case starting
+        case beforeLoop
+        /// Sleeping until the slot of `pending` (or, `retrying`, until the back-off of a handled
+        /// error has passed).
+        case sleeping(PendingSlot)
+        case retrying
+        case body
+        case afterLoop
+    }
+
+    /// The slot a sleeping run waits for, with the schedule version it was decided on.
+    struct PendingSlot {
+        let slot: ScheduledInstant
+        let following: ScheduledInstant?
+        let version: UInt64
+    }
+
+    /// The run whose code executes (from its start until `afterLoop` returned).
+    struct ExecutingRun {
+        var run: Run
+        var phase = Phase.starting
+        var position: SchedulePosition?
+        /// What `nextIteration` reports.
+        var next: ScheduledInstant?
+        var backoff = Backoff()
+        /// Whether the run slept since its last body: back-to-back bodies yield in between.
+        var sleptSinceBody = false
+        /// The last instant the schedule gave that was not after the last scheduled one, so the
+        /// run reports each such instant once.
+        var lastRejected: Date?
+
+        init(_ run: Run) { self.run = run }
+    }
+
+    enum Lifecycle {
+        /// No run accepted, or every accepted run has ended.
+        case idle
+        /// One run executes; runs accepted after `cancel()` wait for it, in order (each awaits
+        /// the completion of the one before it).
+        case running(ExecutingRun, queued: [Run])
+    }
+
+    // MARK: Configuration
+
+    private(set) var schedule: Schedule
+    /// Bumped by every schedule change, so that a run notices it.
+    private(set) var scheduleVersion: UInt64 = 0
+    let count: Int?
+    let reconnect: Bool
+    /// The policy the user chose; nil means the default of the schedule's kind.
+    let missedTicksChoice: MissedTickPolicy?
+    let intervalClock: EngineClock
+    private(set) var errorFilter = ErrorFilter.defaults
+    private(set) var beforeLoop: Hook?
+    private(set) var afterLoop: Hook?
+    private(set) var onError: ErrorHook?
+    /// Returns a value in `0...upper`; replaceable so tests can pin the back-off.
+    private(set) var jitter: @Sendable (Double) -> Double = { Double.random(in: 0...$0) }
+
+    // MARK: Lifecycle
+
+    private(set) var lifecycle = Lifecycle.idle
+    private var nextRunID: UInt64 = 1
+    /// Completion of the most recently accepted run, which the next accepted run awaits.
+    private var latestCompletion: RunCompletion?
+    /// The task of the most recent `start()`: the public `task`.
+    private(set) var task: Task<Void, Never>?
+    /// Kept after a run ends, reset when the next one begins.
+    private(set) var currentLoop = 0
+    private(set) var failed = false
+
+    init(schedule: Schedule, count: Int?, reconnect: Bool, missedTicks: MissedTickPolicy?, intervalClock: EngineClock) {
+        self.schedule = schedule
+        self.count = count
+        self.reconnect = reconnect
+        self.missedTicksChoice = missedTicks
+        self.intervalClock = intervalClock
+    }
+
+    var missedTicks: MissedTickPolicy {
+        missedTicksChoice ?? (schedule.isWallClock ? .skip : .delay)
+    }
+
+    // MARK: Configuration events (they take effect at the run's next use of them)
+
+    mutating func register(beforeLoop hook: @escaping Hook) { beforeLoop = hook }
+    mutating func register(afterLoop hook: @escaping Hook) { afterLoop = hook }
+    mutating func register(onError handler: @escaping ErrorHook) { onError = handler }
+    mutating func addErrorTypes(_ types: [any Error.Type]) { errorFilter.add(types) }
+    mutating func removeErrorTypes(_ types: [any Error.Type]) -> Bool { errorFilter.remove(types) }
+    mutating func clearErrorTypes() { errorFilter.clear() }
+    mutating func replaceJitter(_ newJitter: @escaping @Sendable (Double) -> Double) { jitter = newJitter }
+
+    // MARK: Reading
+
+    var isRunning: Bool {
+        switch lifecycle {
+        case .idle: return false
+        case .running: return true
+        }
+    }
+
+    var isBeingCancelled: Bool {
+        switch lifecycle {
+        case .idle: return false
+        case .running(let executing, _): return executing.run.cancelRequested
+        }
+    }
+
+    /// The next iteration's instant; nil when idle or stopping.
+    var nextInstant: ScheduledInstant? {
+        switch lifecycle {
+        case .idle: return nil
+        case .running(let executing, _): return executing.run.stopRequested ? nil : executing.next
+        }
+    }
+
+    // MARK: Admission
+
+    struct Admission {
+        let id: UInt64
+        /// The loop was idle: the caller tells the engine it became active.
+        let activatesEngine: Bool
+        /// The run accepted just before this one, which this one awaits before it begins.
+        let predecessor: RunCompletion?
+        /// Finished by this run when it has ended.
+        let completion: RunCompletion
+        /// When the run was accepted: where its grid begins, unless it waits for a predecessor.
+        let anchor: RunAnchor
+    }
+
+    /// `start()` / `run()`: accepted when no run is active, or every active run is being
+    /// cancelled (the new run then begins once they have finished). `stopped` is true for a run
+    /// that a graceful shutdown reached before it existed: it is admitted already stopped.
+    mutating func admit(at anchor: RunAnchor, stopped: Bool) throws -> Admission {
+        switch lifecycle {
+        case .idle:
+            break
+        case .running(let executing, let queued):
+            let latest = queued.last ?? executing.run
+            if !latest.cancelRequested {
+                throw LoopError(
+                    .alreadyRunning,
+                    "the loop is already running; call stop() or cancel() first, or restart()"
+                )
+            }
+        }
+        return accept(at: anchor, stopped: stopped)
+    }
+
+    /// What `restart()` does, in one transition: cancels every active run and accepts a new one.
+    struct RestartAction {
+        let cancellations: [@Sendable () -> Void]
+        let admission: Admission
+    }
+
+    /// `restart()`: `cancel()` and `start()` at once, so that no other call can slip between them.
+    mutating func restart(at anchor: RunAnchor) -> RestartAction {
+        let cancellations = cancelAll()
+        return RestartAction(cancellations: cancellations, admission: accept(at: anchor, stopped: false))
+    }
+
+    private mutating func accept(at anchor: RunAnchor, stopped: Bool) -> Admission {
+        let id = nextRunID
+        nextRunID += 1
+        let run = Run(id: id, completion: RunCompletion(), stopRequested: stopped)
+        let predecessor: RunCompletion?
+        switch lifecycle {
+        case .idle:
+            lifecycle = .running(ExecutingRun(run), queued: [])
+            currentLoop = 0
+            failed = false
+            // An idle loop's last run has finished already: nothing to await.
+            predecessor = nil
+        case .running(let executing, var queued):
+            queued.append(run)
+            lifecycle = .running(executing, queued: queued)
+            predecessor = latestCompletion
+        }
+        latestCompletion = run.completion
+        return Admission(
+            id: id,
+            activatesEngine: predecessor == nil,
+            predecessor: predecessor,
+            completion: run.completion,
+            anchor: anchor
+        )
+    }
+
+    /// What the caller of ``attach(publicTask:cancel:to:)`` does.
+    enum AttachAction {
+        case none
+        /// The run was cancelled before its task existed: cancel the task now.
+        case cancelTask(@Sendable () -> Void)
+    }
+
+    /// Records how to cancel run `id`, and `publicTask` as the loop's `task` (nil for `run()`,
+    /// which leaves `task` alone).
+    mutating func attach(publicTask: Task<Void, Never>?, cancel: @escaping @Sendable () -> Void, to id: UInt64) -> AttachAction {
+        if let publicTask { task = publicTask }
+        switch lifecycle {
+        case .idle:
+            // The run has ended already.
+            return .none
+        case .running(var executing, var queued):
+            if executing.run.id == id {
+                executing.run.cancelTask = cancel
+                lifecycle = .running(executing, queued: queued)
+                return executing.run.cancelRequested ? .cancelTask(cancel) : .none
+            }
+            guard let index = queued.firstIndex(where: { $0.id == id }) else { return .none }
+            queued[index].cancelTask = cancel
+            lifecycle = .running(executing, queued: queued)
+            return queued[index].cancelRequested ? .cancelTask(cancel) : .none
+        }
+    }
+
+    // MARK: stop, cancel, schedule changes
+
+    /// What the caller of ``requestStop()`` and ``changeSchedule(to:now:)`` does.
+    enum WakeAction {
+        case none
+        /// End the executing run's sleep, so that it re-decides.
+        case wakeSleeper
+    }
+
+    /// `stop()`: every active run finishes its iteration and exits.
+    mutating func requestStop() -> WakeAction {
+        switch lifecycle {
+        case .idle:
+            return .none
+        case .running(var executing, var queued):
+            executing.run.stopRequested = true
+            for index in queued.indices { queued[index].stopRequested = true }
+            lifecycle = .running(executing, queued: queued)
+            return .wakeSleeper
+        }
+    }
+
+    /// `cancel()`: marks every active run cancelled; returns how to cancel their tasks.
+    mutating func requestCancel() -> [@Sendable () -> Void] {
+        cancelAll()
+    }
+
+    private mutating func cancelAll() -> [@Sendable () -> Void] {
+        switch lifecycle {
+        case .idle:
+            return []
+        case .running(var executing, var queued):
+            var cancellations: [@Sendable () -> Void] = []
+            executing.run.cancelRequested = true
+            if let cancel = executing.run.cancelTask { cancellations.append(cancel) }
+            for index in queued.indices {
+                queued[index].cancelRequested = true
+                if let cancel = queued[index].cancelTask { cancellations.append(cancel) }
+            }
+            lifecycle = .running(executing, queued: queued)
+            return cancellations
+        }
+    }
+
+    /// `changeInterval` / `changeSchedule`: the new schedule, and at once the next instant it
+    /// gives the executing run, so that `nextIteration` is right as soon as the change returns.
+    mutating func changeSchedule(to newSchedule: Schedule, now: LoopNow) -> WakeAction {
+        schedule = newSchedule
+        scheduleVersion &+= 1
+        switch lifecycle {
+        case .idle:
+            return .none
+        case .running(var executing, let queued):
+            // Before the first iteration the run has no slot to count from: it decides when it
+            // gets there.
+            if let position = executing.position, case .slot = position.basis {
+                executing.next = decide(after: position, now: now).reportedNext
+                lifecycle = .running(executing, queued: queued)
+            }
+            return .wakeSleeper
+        }
+    }
+
+    // MARK: A run's own events
+
+    /// What a run does when it begins executing.
+    enum BeginAction {
+        /// Cancelled before it began: straight to `afterLoop`, no `beforeLoop`.
+        case cancelled
+        case runBeforeLoop(Hook?)
+    }
+
+    /// Run `id` has got past its predecessor and begins.
+    mutating func runBegins(_ id: UInt64) -> BeginAction {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .cancelled }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        if executing.run.cancelRequested { return .cancelled }
+        executing.phase = .beforeLoop
+        return .runBeforeLoop(beforeLoop)
+    }
+
+    /// What a run does next between iterations.
+    enum IterationAction {
+        /// The run ends normally (`stop()`, `count`, or the schedule has no more instants).
+        case end
+        /// Sleep until `deadline` on `clock`, then report ``woke(_:reason:now:)``.
+        case sleep(deadline: Int64, clock: EngineClock)
+        /// Run the body now; `yieldFirst` when no sleep came since the last body, so that
+        /// back-to-back iterations (interval 0, overruns) still let other tasks run.
+        case runBody(yieldFirst: Bool)
+    }
+
+    /// The result of a run event: the action, and any misbehaving schedule answers to report.
+    struct Step {
+        var action: IterationAction
+        var rejected: [RejectedSlot] = []
+    }
+
+    /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
+    mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
+        return decideStep(&executing, now: now)
+    }
+
+    /// Run `id`'s sleep ended for `reason`.
+    mutating func woke(_ id: UInt64, reason: WakeReason, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.sleptSinceBody = true
+        guard case .sleeping(let pending) = executing.phase else { return decideStep(&executing, now: now) }
+        // A wake so late that the following slot has passed too (the machine was suspended,
+        // the process stalled) is an overrun: re-decide with the policy. A wake that is merely
+        // late keeps the grid, so timer latency never causes drift. A schedule change, a
+        // clock step or stop() re-decides too.
+        let onSchedule = reason == .deadlineReached
+            && pending.version == scheduleVersion
+            && !executing.run.stopRequested
+            && !(pending.following?.isDue(at: now) ?? false)
+        guard onSchedule else { return decideStep(&executing, now: now) }
+        executing.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
+        executing.next = pending.following
+        return beginBody(&executing)
+    }
+
+    /// Run `id`'s body returned: counts the iteration and decides the next.
+    mutating func bodySucceeded(_ id: UInt64, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        currentLoop += 1
+        executing.backoff.reset()
+        executing.sleptSinceBody = false
+        if let count, currentLoop >= count { return Step(action: .end) }
+        return decideStep(&executing, now: now)
+    }
+
+    /// What a run does after its body threw.
+    enum BodyFailureAction {
+        /// Retry after the back-off: sleep until `deadline` on `clock`, not interruptible by
+        /// `stop()` (as in disnake), then run the body again.
+        case retry(deadline: Int64, clock: EngineClock, delay: Int64)
+        /// The error ends the run.
+        case rethrow
+    }
+
+    /// Run `id`'s body threw `error`: retried when `reconnect` handles it.
+    mutating func bodyThrew(_ id: UInt64, error: any Error, now: LoopNow) -> BodyFailureAction {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .rethrow }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        guard reconnect, !(error is CancellationError), !executing.run.cancelRequested, errorFilter.handles(error) else {
+            return .rethrow
+        }
+        let delay = executing.backoff.delay(now: now.elapsed, jitter: jitter)
+        executing.phase = .retrying
+        return .retry(deadline: now.elapsed.addingClamped(delay), clock: intervalClock, delay: delay)
+    }
+
+    /// The back-off of a retry has passed: the body runs again.
+    mutating func retryDue(_ id: UInt64) {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
+        lifecycle = .idle
+        executing.phase = .body
+        lifecycle = .running(executing, queued: queued)
+    }
+
+    /// How a run ended, as the run reports it.
+    enum Ending {
+        /// By `stop()`, `count`, or the end of the schedule.
+        case finished
+        /// The run's code threw; `taskCancelled` when its task was cancelled at that point.
+        case threw(any Error, taskCancelled: Bool)
+    }
+
+    /// What a run does after its iterations, before `afterLoop`.
+    enum EndingAction {
+        case finished
+        /// Cancelled by `cancel()` or by cancellation of its task: no `onError`, `failed` unset.
+        case cancelled
+        /// An unhandled error: `failed` is set; call `onError` (nil: log the error).
+        case failed(any Error, onError: ErrorHook?)
+    }
+
+    mutating func iterationsEnded(_ id: UInt64, _ ending: Ending) -> EndingAction {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .cancelled }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.next = nil
+        switch ending {
+        case .finished:
+            return .finished
+        case .threw(let error, let taskCancelled):
+            if taskCancelled || executing.run.cancelRequested {
+                // Whatever the body threw while being cancelled is the cancellation itself.
+                executing.run.cancelRequested = true
+                return .cancelled
+            }
+            failed = true
+            return .failed(error, onError: onError)
+        }
+    }
+
+    /// `onError` (if any) has returned: the run's `afterLoop` to run.
+    mutating func afterLoopBegins(_ id: UInt64) -> Hook? {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return nil }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.phase = .afterLoop
+        return afterLoop
+    }
+
+    /// What the caller of ``runEnded(_:)`` does, besides finishing the run's completion (which
+    /// lets the next queued run begin).
+    enum EndAction {
+        case none
+        /// The loop is idle now: tell the engine.
+        case deactivateEngine
+    }
+
+    /// Run `id`'s `afterLoop` returned: the next queued run (if any) becomes the executing one.
+    mutating func runEnded(_ id: UInt64) -> EndAction {
+        switch lifecycle {
+        case .idle:
+            return .none
+        case .running(let executing, var queued):
+            guard executing.run.id == id else { return .none }
+            guard !queued.isEmpty else {
+                lifecycle = .idle
+                return .deactivateEngine
+            }
+            let successor = queued.removeFirst()
+            lifecycle = .running(ExecutingRun(successor), queued: queued)
+            currentLoop = 0
+            failed = false
+            return .none
+        }
+    }
+
+    // MARK: Deciding
+
+    private mutating func decideStep(_ executing: inout ExecutingRun, now: LoopNow) -> Step {
+        guard !executing.run.stopRequested, let position = executing.position else {
+            executing.next = nil
+            return Step(action: .end)
+        }
+        let decision = decide(after: position, now: now)
+        let rejected = newRejections(decision.rejected, in: &executing)
+        switch decision.step {
+        case .end:
+            executing.next = nil
+            return Step(action: .end, rejected: rejected)
+        case .runNow(let slot, let next):
+            executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
+            executing.next = next
+            var step = beginBody(&executing)
+            step.rejected = rejected
+            return step
+        case .sleep(let deadline, let clock, let slot, let following):
+            executing.phase = .sleeping(PendingSlot(slot: slot, following: following, version: scheduleVersion))
+            executing.next = slot
+            return Step(action: .sleep(deadline: deadline, clock: clock), rejected: rejected)
+        }
+    }
+
+    private func decide(after position: SchedulePosition, now: LoopNow) -> SlotDecision {
+        SlotDecision.decide(
+            schedule,
+            version: scheduleVersion,
+            after: position,
+            policy: missedTicks,
+            intervalClock: intervalClock,
+            now: now
+        )
+    }
+
+    private func beginBody(_ executing: inout ExecutingRun) -> Step {
+        executing.phase = .body
+        return Step(action: .runBody(yieldFirst: !executing.sleptSinceBody))
+    }
+
+    /// Drops rejections already reported, so a schedule that repeats one is reported once.
+    private func newRejections(_ rejections: [RejectedSlot], in executing: inout ExecutingRun) -> [RejectedSlot] {
+        guard !rejections.isEmpty else { return [] }
+        var fresh: [RejectedSlot] = []
+        for rejection in rejections where rejection.instant != executing.lastRejected {
+            executing.lastRejected = rejection.instant
+            fresh.append(rejection)
+        }
+        return fresh
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+
+/// An instant a loop's iteration is scheduled for: on the loop's interval clock for relative
+/// schedules (plain nanoseconds, so an interval loop's tick does no `Date` arithmetic), on the
+/// wall clock for times, calendar and cron schedules.
+enum ScheduledInstant: Equatable, Sendable {
+    /// Nanoseconds on the loop's interval clock.
+    case elapsed(Int64)
+    case wall(Date)
+}
+
+/// Both clocks a decision may need, read at one moment.
+struct LoopNow: Sendable {
+    /// Nanoseconds on the loop's interval clock.
+    let elapsed: Int64
+    /// Nanoseconds since 1970 on the wall clock.
+    let wall: Int64
+
+    init(elapsed: Int64, wall: Int64) {
+        self.elapsed = elapsed
+        self.wall = wall
+    }
+
+    init(_ clock: LoopClock) {
+        let engine = clock.engine
+        elapsed = engine.now(clock.intervalClock)
+        wall = engine.now(.realtime)
+    }
+}
+
+/// The instant `t0` a run's grid starts from, read on both clocks at once: the `start()` call,
+/// or the instant `beforeLoop` returned.
+struct RunAnchor: Sendable {
+    /// On the loop's interval clock (nanoseconds).
+    let elapsed: Int64
+    let wall: Date
+
+    init(elapsed: Int64, wall: Date) {
+        self.elapsed = elapsed
+        self.wall = wall
+    }
+
+    init(now clock: LoopClock) {
+        let now = LoopNow(clock)
+        elapsed = now.elapsed
+        wall = Date(nanosecondsSince1970: now.wall)
+    }
+}
+
+/// Where a run stands on its schedule: the instant its last iteration was scheduled for, or its
+/// anchor before the first, with the version of the schedule that position came from (a
+/// position from an older schedule means "the schedule was changed": the next slot is then
+/// counted from the last slot for an interval, and from now for a wall-clock schedule).
+struct SchedulePosition: Sendable {
+    enum Basis: Sendable {
+        case start(RunAnchor)
+        case slot(ScheduledInstant)
+    }
+
+    var basis: Basis
+    var version: UInt64
+}
+
+/// A schedule's answer that was not after the last scheduled instant, which the loop skips (see
+/// ``Schedule/validSlot(after:)``) and reports once.
+struct RejectedSlot: Equatable, Sendable {
+    let instant: Date
+    /// The floor the schedule was asked from: the instant the rejected one is not after.
+    let floor: Date
+    /// What the loop does instead: the next valid instant, nil when the schedule is treated as ended.
+    let replacement: Date?
+}
+
+/// What a run does next, decided from its schedule and position: a pure function of
+/// (schedule, position, policy, now), so the rules of DESIGN §4 are testable without a clock.
+struct SlotDecision: Sendable {
+    enum Step: Sendable {
+        /// The schedule has no more instants: the run ends normally.
+        case end
+        /// Due now (the first relative iteration, or an overrun resolved by the policy); `next`
+        /// is the slot after it, for `nextIteration`.
+        case runNow(slot: ScheduledInstant, next: ScheduledInstant?)
+        /// Sleep until `deadline` on `clock`, then run the iteration scheduled for `slot`, unless
+        /// the wake is so late that `following` has passed too (then decide again: an overrun).
+        case sleep(deadline: Int64, clock: EngineClock, slot: ScheduledInstant, following: ScheduledInstant?)
+    }
+
+    var step: Step
+    /// Answers of a misbehaving schedule that were skipped on the way (usually none).
+    var rejected: [RejectedSlot] = []
+
+    /// The instant `nextIteration` reports for this decision.
+    var reportedNext: ScheduledInstant? {
+        switch step {
+        case .end: return nil
+        case .runNow(let slot, _): return slot
+        case .sleep(_, _, let slot, _): return slot
+        }
+    }
+
+    /// Decides the next iteration of a run at `position` on `schedule` (version `version`).
+    static func decide(
+        _ schedule: Schedule,
+        version: UInt64,
+        after position: SchedulePosition,
+        policy: MissedTickPolicy,
+        intervalClock: EngineClock,
+        now: LoopNow
+    ) -> SlotDecision {
+        if let interval = schedule.interval {
+            return decideRelative(interval: interval.nanoseconds, after: position, policy: policy, intervalClock: intervalClock, now: now)
+        }
+        return decideWall(schedule, version: version, after: position, policy: policy, now: now)
+    }
+
+    static func decideRelative(
+        interval: Int64,
+        after position: SchedulePosition,
+        policy: MissedTickPolicy,
+        intervalClock: EngineClock,
+        now: LoopNow
+    ) -> SlotDecision {
+        let last: Int64
+        switch position.basis {
+        case .start(let anchor):
+            // The first iteration of an interval loop is due at the anchor: at once.
+            return SlotDecision(step: .runNow(slot: .elapsed(anchor.elapsed), next: .elapsed(anchor.elapsed.addingClamped(interval))))
+        case .slot(.elapsed(let elapsed)):
+            last = elapsed
+        case .slot(.wall(let date)):
+            // Switched from a wall-clock schedule: its last slot expressed on the interval clock.
+            last = now.elapsed - (now.wall - date.nanosecondsSince1970)
+        }
+        let next = last.addingClamped(interval)
+        if next > now.elapsed {
+            return SlotDecision(
+                step: .sleep(deadline: next, clock: intervalClock, slot: .elapsed(next), following: .elapsed(next.addingClamped(interval)))
+            )
+        }
+        // Overrun: the slot `next` has passed.
+        let slot: Int64
+        if interval == 0 || policy.isDelay {
+            slot = now.elapsed
+        } else if policy.isBurst {
+            slot = next
+        } else {
+            // .skip: the latest grid point not after now stands for all the missed ones.
+            slot = next + (now.elapsed - next) / interval * interval
+        }
+        return SlotDecision(step: .runNow(slot: .elapsed(slot), next: .elapsed(slot.addingClamped(interval))))
+    }
+
+    static func decideWall(
+        _ schedule: Schedule,
+        version: UInt64,
+        after position: SchedulePosition,
+        policy: MissedTickPolicy,
+        now: LoopNow
+    ) -> SlotDecision {
+        var decision = SlotDecision(step: .end)
+        let nowDate = Date(nanosecondsSince1970: now.wall)
+        let candidate: Date?
+        switch position.basis {
+        case .start(let anchor) where position.version == version:
+            candidate = schedule.nextFire(onOrAfter: anchor.wall)
+        case .slot(.wall(let last)) where position.version == version:
+            candidate = decision.validSlot(of: schedule, after: last)
+        default:
+            // A new schedule: its next slot after now.
+            candidate = decision.validSlot(of: schedule, after: nowDate)
+        }
+        guard let candidate else { return decision }
+        let deadline = candidate.nanosecondsSince1970
+        if deadline > now.wall {
+            let following = decision.validSlot(of: schedule, after: candidate).map(ScheduledInstant.wall)
+            decision.step = .sleep(deadline: deadline, clock: .realtime, slot: .wall(candidate), following: following)
+            return decision
+        }
+        // Overrun or forward clock step: `.burst` runs every missed slot; `.skip` and `.delay`
+        // run once now and continue with the next slot after now.
+        let slot = policy.isBurst ? candidate : max(candidate, nowDate)
+        let next = decision.validSlot(of: schedule, after: slot).map(ScheduledInstant.wall)
+        decision.step = .runNow(slot: .wall(slot), next: next)
+        return decision
+    }
+
+    /// The schedule's next instant strictly after `floor` (``Schedule/validSlot(after:)``),
+    /// noting a rejected answer for the caller to report.
+    private mutating func validSlot(of schedule: Schedule, after floor: Date) -> Date? {
+        let search = schedule.validSlot(after: floor)
+        if let instant = search.rejected {
+            rejected.append(RejectedSlot(instant: instant, floor: floor, replacement: search.slot))
+        }
+        return search.slot
+    }
+}
+
+extension ScheduledInstant {
+    /// Whether the instant has come at `now`.
+    func isDue(at now: LoopNow) -> Bool {
+        switch self {
+        case .elapsed(let deadline): return deadline <= now.elapsed
+        case .wall(let date): return date.nanosecondsSince1970 <= now.wall
+        }
+    }
+}
+
+extension Int64 {
+    /// `self + other`, saturating instead of trapping: deadlines far in the future stay far.
+    func addingClamped(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        if overflow { return other > 0 ? .max : .min }
+        return sum
+    }
+}
