@@ -11,8 +11,9 @@ final class VirtualEngine: LoopEngine {
     @TaskLocal private static var participant: ObjectIdentifier?
 
     struct Sleeper {
+        /// Order of arrival: sleepers due at the same instant wake in this order.
+        let id: UInt64
         let clock: EngineClock
-        let deadline: Int64
         let participant: Bool
         let continuation: UnsafeContinuation<WakeReason, any Error>
         let waker: Waker?
@@ -25,7 +26,12 @@ final class VirtualEngine: LoopEngine {
         var suspended: Int64 = 0
         /// Wall time = wallOrigin + continuous; steps of the wall clock move wallOrigin.
         var wallOrigin: Int64
-        var sleepers: [UInt64: Sleeper] = [:]
+        /// One heap per clock: each clock is the continuous time plus an offset shared by all of
+        /// its deadlines, so each heap's order holds however suspends and wall steps move them.
+        var continuousSleepers = DeadlineHeap<Sleeper>()
+        var suspendingSleepers = DeadlineHeap<Sleeper>()
+        var realtimeSleepers = DeadlineHeap<Sleeper>()
+        var handles: [UInt64: (clock: EngineClock, handle: DeadlineHeap<Sleeper>.Handle)] = [:]
         var nextSleeperID: UInt64 = 0
         var activeLoops = 0
         var sleepingParticipants = 0
@@ -35,17 +41,41 @@ final class VirtualEngine: LoopEngine {
             switch clock {
             case .continuous: return continuous
             case .suspending: return continuous - suspended
-            case .realtime: return wallOrigin + continuous
+            case .realtime: return wallOrigin.addingReportingOverflow(continuous).partialValue
             }
         }
 
-        /// The continuous time at which a sleeper becomes due (it may already be past).
-        func dueTime(of sleeper: Sleeper) -> Int64 {
-            switch sleeper.clock {
-            case .continuous: return sleeper.deadline
-            case .suspending: return sleeper.deadline.addingReportingOverflow(suspended).partialValue
-            case .realtime: return sleeper.deadline.subtractingReportingOverflow(wallOrigin).partialValue
+        subscript(sleepersOn clock: EngineClock) -> DeadlineHeap<Sleeper> {
+            get {
+                switch clock {
+                case .continuous: return continuousSleepers
+                case .suspending: return suspendingSleepers
+                case .realtime: return realtimeSleepers
+                }
             }
+            set {
+                switch clock {
+                case .continuous: continuousSleepers = newValue
+                case .suspending: suspendingSleepers = newValue
+                case .realtime: realtimeSleepers = newValue
+                }
+            }
+        }
+
+        /// The continuous time at which the earliest sleeper becomes due (it may be past).
+        var earliestDueTime: Int64? {
+            let due = [
+                continuousSleepers.minimumDeadline,
+                suspendingSleepers.minimumDeadline.map { $0.addingSaturated(suspended) },
+                realtimeSleepers.minimumDeadline.map { $0.addingSaturated(0 &- wallOrigin) },
+            ]
+            return due.compactMap { $0 }.min()
+        }
+
+        mutating func insert(_ sleeper: Sleeper, deadline: Int64) {
+            let handle = self[sleepersOn: sleeper.clock].insert(deadline: deadline, payload: sleeper)
+            handles[sleeper.id] = (sleeper.clock, handle)
+            if sleeper.participant { sleepingParticipants += 1 }
         }
 
         var isIdle: Bool { sleepingParticipants >= activeLoops }
@@ -58,7 +88,30 @@ final class VirtualEngine: LoopEngine {
 
         /// Removes sleeper `id` for resumption; the participant count follows.
         mutating func remove(_ id: UInt64) -> Sleeper? {
-            guard let sleeper = sleepers.removeValue(forKey: id) else { return nil }
+            guard let (clock, handle) = handles.removeValue(forKey: id),
+                  let sleeper = self[sleepersOn: clock].remove(handle)
+            else { return nil }
+            return forget(sleeper)
+        }
+
+        /// Every sleeper due at the current time, in order of arrival.
+        mutating func removeDue() -> [Sleeper] {
+            var due: [Sleeper] = []
+            for clock in [EngineClock.continuous, .suspending, .realtime] {
+                self[sleepersOn: clock].popAll(dueAt: now(clock), into: &due)
+            }
+            return due.sorted { $0.id < $1.id }.map { forget($0) }
+        }
+
+        /// Every sleeper on `.realtime`, in order of arrival.
+        mutating func removeRealtime() -> [Sleeper] {
+            var woken: [Sleeper] = []
+            realtimeSleepers.removeAll(into: &woken)
+            return woken.sorted { $0.id < $1.id }.map { forget($0) }
+        }
+
+        private mutating func forget(_ sleeper: Sleeper) -> Sleeper {
+            handles[sleeper.id] = nil
             if sleeper.participant { sleepingParticipants -= 1 }
             return sleeper
         }
@@ -93,14 +146,10 @@ final class VirtualEngine: LoopEngine {
                 enum Action { case resume(WakeReason), suspend([UnsafeContinuation<Void, Never>]) }
                 let action = state.withLock { state -> Action in
                     if state.now(clock) >= deadline { return .resume(.deadlineReached) }
-                    state.sleepers[id] = Sleeper(
-                        clock: clock,
-                        deadline: deadline,
-                        participant: isParticipant,
-                        continuation: continuation,
-                        waker: waker
+                    state.insert(
+                        Sleeper(id: id, clock: clock, participant: isParticipant, continuation: continuation, waker: waker),
+                        deadline: deadline
                     )
-                    if isParticipant { state.sleepingParticipants += 1 }
                     return .suspend(state.takeIdleWaiters())
                 }
                 switch action {
@@ -158,16 +207,12 @@ final class VirtualEngine: LoopEngine {
         await waitUntilIdle()
         while true {
             let due = state.withLock { state -> [Sleeper]? in
-                let snapshot = state
-                let earliest = snapshot.sleepers.values.map { snapshot.dueTime(of: $0) }.min()
-                guard let earliest, earliest <= target else {
+                guard let earliest = state.earliestDueTime, earliest <= target else {
                     state.move(to: target, suspending: suspending)
                     return nil
                 }
                 state.move(to: max(earliest, state.continuous), suspending: suspending)
-                let moved = state
-                let dueIDs = moved.sleepers.filter { moved.dueTime(of: $0.value) <= moved.continuous }.keys
-                return dueIDs.sorted().compactMap { state.remove($0) }
+                return state.removeDue()
             }
             guard let due else { break }
             for sleeper in due {
@@ -203,9 +248,7 @@ final class VirtualEngine: LoopEngine {
         await waitUntilIdle()
         let woken = state.withLock { state -> [Sleeper] in
             change(&state)
-            let snapshot = state
-            let ids = snapshot.sleepers.filter { $0.value.clock == .realtime }.keys
-            return ids.sorted().compactMap { state.remove($0) }
+            return state.removeRealtime()
         }
         for sleeper in woken {
             sleeper.waker?.disarm()
@@ -227,6 +270,15 @@ extension VirtualEngine.State {
         guard target > continuous else { return }
         if suspending { suspended += target - continuous }
         continuous = target
+    }
+}
+
+extension Int64 {
+    /// `self + other`, saturating: a deadline far in the future stays far in the future.
+    func addingSaturated(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        guard overflow else { return sum }
+        return other > 0 ? .max : .min
     }
 }
 

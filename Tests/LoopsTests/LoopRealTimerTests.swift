@@ -2,19 +2,19 @@ import Foundation
 import Loops
 import Testing
 
-/// Loops on the real timerfd engine. Every bound leaves ≥ 25 ms of headroom: single wakes on
-/// shared VMs can be 4–18 ms late.
+/// Loops on the real timerfd engine. Every bound leaves ≥ 25 ms of headroom over the worst
+/// single wake seen on shared VMs (18 ms late); lateness itself is measured by `make bench`.
 @Suite("Loops on the real timer core", .serialized)
 struct LoopRealTimerTests {
     private static func monotonicNow() -> Double {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     }
 
-    @Test("a 50 ms loop with count 4 runs on its grid, never early, at most 30 ms late")
+    @Test("a 100 ms loop with count 4 runs on its grid, never early, at most 60 ms late")
     func gridOnRealTimers() async throws {
         // Each body records when it started and the instant the loop scheduled the next one at.
         let samples = LockedValue<[(started: Date, next: Date?)]>([])
-        let loop = try Loop(seconds: 0.05, count: 4) { loop in
+        let loop = try Loop(seconds: 0.1, count: 4) { loop in
             let now = Date()
             samples.withLock { $0.append((now, loop.nextIteration)) }
         }
@@ -27,10 +27,10 @@ struct LoopRealTimerTests {
             let scheduled = try #require(recorded[index - 1].next)
             let lateness = recorded[index].started.timeIntervalSince(scheduled)
             #expect(lateness >= -0.001, "iteration \(index) ran \(-lateness) s early")
-            #expect(lateness < 0.030, "iteration \(index) ran \(lateness) s late")
+            #expect(lateness < 0.060, "iteration \(index) ran \(lateness) s late")
             if let next = recorded[index].next {
                 // No drift: consecutive scheduled instants are exactly one interval apart.
-                #expect(abs(next.timeIntervalSince(scheduled) - 0.05) < 0.001)
+                #expect(abs(next.timeIntervalSince(scheduled) - 0.1) < 0.001)
             }
         }
     }
@@ -119,7 +119,7 @@ struct LoopRealTimerTests {
 
 @Suite("The grid is anchored at start()")
 struct LoopAnchorTests {
-    @Test("a run whose task gets its thread 50 ms late keeps the grid of the start() call")
+    @Test("a run whose task gets its thread 80 ms late keeps the grid of the start() call")
     func gridAnchoredAtStartCall() async throws {
         let queue = DispatchQueue(label: "swift-loops.tests.anchor")
         let origin = ContinuousClock.now
@@ -127,11 +127,11 @@ struct LoopAnchorTests {
         let loop = try Loop(seconds: 0.1, count: 3, executor: DispatchQueueExecutor(queue)) { _ in
             stamps.withLock { $0.append(ContinuousClock.now - origin) }
         }
-        // The queue is busy for 50 ms, so the run's task cannot begin at once.
+        // The queue is busy for 80 ms, so the run's task cannot begin at once.
         let busy = DispatchSemaphore(value: 0)
         queue.async {
             busy.signal()
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: 0.08)
         }
         busy.wait()
         let startedAt = ContinuousClock.now - origin
@@ -140,11 +140,11 @@ struct LoopAnchorTests {
         let times = stamps.withLock { $0 }
         #expect(times.count == 3)
         // The first body waits for the queue; the second is due at start() + 100 ms, not at
-        // first body + 100 ms (≥ 150 ms). Single wakes here can be up to ~18 ms late.
-        #expect(times[0] >= startedAt + .milliseconds(45))
+        // first body + 100 ms (≥ 180 ms). The bounds leave 50 ms for a late wake.
+        #expect(times[0] >= startedAt + .milliseconds(75))
         #expect(times[1] >= startedAt + .milliseconds(100))
-        #expect(times[1] < startedAt + .milliseconds(125), "\(times) from \(startedAt)")
+        #expect(times[1] < startedAt + .milliseconds(150), "\(times) from \(startedAt)")
         #expect(times[2] >= startedAt + .milliseconds(200))
-        #expect(times[2] < startedAt + .milliseconds(225), "\(times) from \(startedAt)")
+        #expect(times[2] < startedAt + .milliseconds(250), "\(times) from \(startedAt)")
     }
 }
