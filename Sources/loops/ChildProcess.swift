@@ -74,7 +74,8 @@ final class ChildProcess: Sendable {
     }
 
     /// Runs `arguments` to its end. Cancelling the calling task sends the child SIGTERM, and
-    /// SIGKILL if it is still running `killAfter` later (`killed` is then called with its PID);
+    /// SIGKILL if it is still running `killAfter` later (`killed` is called with its PID just
+    /// before, under a lock: it must be quick);
     /// the child is always waited for, then `CancellationError` is thrown.
     static func run(
         _ arguments: [String],
@@ -106,10 +107,13 @@ final class ChildProcess: Sendable {
         // A grace beyond Int64 nanoseconds (292 years) is as good as forever: saturate.
         let delay = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: max(delay, 0)))) { [self] in
-            let escalated = exited.withLock { exited in
-                !exited && kill(pid, SIGKILL) == 0
+            exited.withLock { exited in
+                guard !exited else { return }
+                // Reported before the signal: once the child is dead, loops may exit before a
+                // report made afterwards is written.
+                killed(pid)
+                _ = kill(pid, SIGKILL)
             }
-            if escalated { killed(pid) }
         }
     }
 

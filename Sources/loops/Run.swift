@@ -268,7 +268,7 @@ private final class CommandRunner: Sendable {
             environment: environment,
             killAfter: killAfter.duration
         ) { [self] pid in
-            report("\(commandLine) (pid \(pid)) did not exit within \(killAfter.text) of SIGTERM; sent SIGKILL")
+            report("\(commandLine) (pid \(pid)) did not exit within \(killAfter.text) of SIGTERM; sending SIGKILL")
         }
         switch termination {
         case .exited(0):

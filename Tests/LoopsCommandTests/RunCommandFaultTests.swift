@@ -165,7 +165,7 @@ struct RunCommandFaultTests {
         #expect(elapsed < .seconds(5), "\(elapsed)")
         #expect(scratch.lines("log") == ["start"])
         let pid = try #require(scratch.lines("pid").first)
-        #expect(loops.stderrLines == ["loops: '/bin/sh -c \(script)' (pid \(pid)) did not exit within 300ms of SIGTERM; sent SIGKILL"])
+        #expect(loops.stderrLines == ["loops: '/bin/sh -c \(script)' (pid \(pid)) did not exit within 300ms of SIGTERM; sending SIGKILL"])
     }
 
     @Test func aRunThatHonoursSigtermIsNotKilled() async throws {
