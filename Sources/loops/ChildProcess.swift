@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Loops
 
@@ -24,8 +25,22 @@ enum ChildTermination: Equatable, Sendable, CustomStringConvertible {
     var description: String {
         switch self {
         case .exited(let code): "exited with status \(code)"
-        case .signaled(let signal): "was killed by signal \(signal)"
+        case .signaled(let signal): "was killed by signal \(signal) (\(Self.signalName(signal)))"
         }
+    }
+
+    /// `SIGKILL` for 9: the name a reader looks up, since numbers differ between architectures.
+    static func signalName(_ number: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
+            SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
+            SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
+            SIGCHLD: "SIGCHLD", SIGCONT: "SIGCONT", SIGSTOP: "SIGSTOP", SIGTSTP: "SIGTSTP", SIGTTIN: "SIGTTIN",
+            SIGTTOU: "SIGTTOU", SIGURG: "SIGURG", SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGVTALRM: "SIGVTALRM",
+            SIGPROF: "SIGPROF", SIGWINCH: "SIGWINCH", SIGIO: "SIGIO", SIGPWR: "SIGPWR", SIGSYS: "SIGSYS",
+        ]
+        // Real-time signals have no fixed names (glibc reserves the first few for itself).
+        return names[number] ?? "a real-time or unknown signal"
     }
 }
 
@@ -58,25 +73,85 @@ final class ChildProcess: Sendable {
         self.pid = pid
     }
 
-    /// Runs `arguments` to its end. Cancelling the calling task sends the child SIGTERM; the
-    /// child is still waited for, then `CancellationError` is thrown.
-    static func run(_ arguments: [String], environment: [String: String]) async throws -> ChildTermination {
+    /// Runs `arguments` to its end. Cancelling the calling task sends the child SIGTERM, and
+    /// SIGKILL if it is still running `killAfter` later (`killed` is called with its PID just
+    /// before, under a lock: it must be quick);
+    /// the child is always waited for, then `CancellationError` is thrown.
+    static func run(
+        _ arguments: [String],
+        environment: [String: String],
+        killAfter: Duration,
+        killed: @escaping @Sendable (pid_t) -> Void = { _ in }
+    ) async throws -> ChildTermination {
         try Task.checkCancellation()
         let child = try spawn(arguments, environment: environment)
         let termination = await withTaskCancellationHandler {
             await child.waitForExit()
         } onCancel: {
-            child.terminate()
+            child.terminate(killAfter: killAfter, killed: killed)
         }
         try Task.checkCancellation()
         return termination
     }
 
-    /// Sends SIGTERM unless the child has already exited.
-    func terminate() {
-        exited.withLock { exited in
-            if !exited { _ = kill(pid, SIGTERM) }
+    /// Sends SIGTERM unless the child has already exited, then SIGKILL after `grace` unless it
+    /// has exited by then: a command that ignores or outlasts SIGTERM must not hold `loops`
+    /// forever.
+    func terminate(killAfter grace: Duration, killed: @escaping @Sendable (pid_t) -> Void) {
+        let signalled = exited.withLock { exited in
+            !exited && kill(pid, SIGTERM) == 0
         }
+        guard signalled else { return }
+        let (seconds, attoseconds) = grace.components
+        let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        // A grace beyond Int64 nanoseconds (292 years) is as good as forever: saturate.
+        let delay = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: max(delay, 0)))) { [self] in
+            exited.withLock { exited in
+                guard !exited else { return }
+                // Reported before the signal: once the child is dead, loops may exit before a
+                // report made afterwards is written.
+                killed(pid)
+                _ = kill(pid, SIGKILL)
+            }
+        }
+    }
+
+    /// Why `command` cannot be spawned, checked before `loops` announces readiness: nil when
+    /// `posix_spawnp` would find an executable file, else a one-line reason.
+    ///
+    /// Mirrors glibc's search: a name with a slash is used as is; otherwise each entry of
+    /// `PATH` (an empty one is the current directory; `/bin:/usr/bin` when `PATH` is unset).
+    static func problem(running command: String, path: String?) -> String? {
+        func check(_ candidate: String) -> String? {
+            var info = stat()
+            guard stat(candidate, &info) == 0 else {
+                return errno == ENOENT || errno == ENOTDIR ? "not found" : String(cString: strerror(errno))
+            }
+            if info.st_mode & S_IFMT == S_IFDIR { return "is a directory" }
+            // access() alone is not enough for root, to whom it grants X_OK on files without any
+            // execute bit (which exec still refuses).
+            if info.st_mode & 0o111 == 0 { return "is not executable (no execute permission)" }
+            if access(candidate, X_OK) != 0 { return "is not executable (\(String(cString: strerror(errno))))" }
+            return nil
+        }
+        if command.contains("/") {
+            return check(command).map { "cannot run '\(command)': \($0)" }
+        }
+        let search = path ?? "/bin:/usr/bin"
+        var unusable: [String] = []
+        for directory in search.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (directory.isEmpty ? "." : String(directory)) + "/" + command
+            switch check(candidate) {
+            case nil: return nil
+            case "not found": continue
+            case let reason?: unusable.append("\(candidate) \(reason)")
+            }
+        }
+        if unusable.isEmpty {
+            return "cannot run '\(command)': not found in PATH=\(search)"
+        }
+        return "cannot run '\(command)': " + unusable.joined(separator: "; ")
     }
 
     private static func spawn(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {

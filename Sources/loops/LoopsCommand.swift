@@ -24,6 +24,7 @@ struct LoopsCommand: AsyncParsableCommand {
 
     /// Parses and runs a command; a bad input becomes one line on stderr and status 2.
     static func main() async {
+        StandardStreams.reopenClosedOnes()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -39,7 +40,7 @@ struct LoopsCommand: AsyncParsableCommand {
                 // --help and --version: argument-parser prints them and exits 0.
                 exit(withError: error)
             }
-            FileHandle.standardError.write(Data((oneLine(for: error) + "\n").utf8))
+            StandardStreams.writeError(oneLine(for: error) + "\n")
             Foundation.exit(usageErrorStatus)
         }
     }

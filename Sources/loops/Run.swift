@@ -15,8 +15,9 @@ import Musl
 /// `loops run`: runs a command on a schedule, the daemon use of the library.
 ///
 /// Exit status: 0 when the loop ends by `--count` or SIGTERM; the command's status (or 128 +
-/// its signal) when a run fails with a status that is not retried; 127/126 when the command
-/// cannot be started; 130 after SIGINT; 2 for bad input.
+/// its signal) when a run fails with a status that is not retried; 2 for bad input, which
+/// includes a command that is not found or not executable at start-up; 127/126 when a later run
+/// cannot be started; 130 after SIGINT.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command on a schedule, as a daemon (systemd notify and watchdog aware).",
@@ -24,11 +25,14 @@ struct Run: AsyncParsableCommand {
             Exactly one of --every, --times, --calendar and --cron gives the schedule; the \
             command follows '--'. A run that exits with a status listed in --retry-exit-codes is \
             retried after an exponential back-off (not counted); any other non-zero status ends \
-            the loop and loops exits with it (128+N for a child killed by signal N, 127/126 when \
-            the command cannot be started). SIGTERM stops after the current run (exit 0); SIGINT \
-            sends the running command SIGTERM, waits for it and exits 130. Under systemd \
-            (NOTIFY_SOCKET set) loops sends READY=1, a STATUS= line per run, STOPPING=1, and \
-            WATCHDOG=1 every half of WATCHDOG_USEC.
+            the loop and loops exits with it. A command killed by signal N counts as status \
+            128+N, as in a shell (so --retry-exit-codes 137 retries a SIGKILL). A command that is \
+            not found or not executable is bad input (exit 2, before READY=1); 127/126 when it \
+            vanishes later. SIGTERM stops after the current run (exit 0); SIGINT sends the \
+            running command SIGTERM, SIGKILL after --kill-after, waits for it and exits 130. \
+            Under systemd (NOTIFY_SOCKET set) loops sends READY=1, a STATUS= line per run, \
+            STOPPING=1, and WATCHDOG=1 every half of WATCHDOG_USEC; if the socket cannot be \
+            reached, one warning goes to stderr and the loop runs on.
             """
     )
 
@@ -46,6 +50,20 @@ struct Run: AsyncParsableCommand {
     )
     var retryExitCodes: String?
 
+    @Option(
+        name: .customLong("kill-after"),
+        help: ArgumentHelp(
+            "After SIGINT, how long the running command has to exit after its SIGTERM before it gets SIGKILL.",
+            valueName: "duration"
+        )
+    )
+    var killAfter: String = Self.defaultKillAfter
+
+    /// Long enough for a command to clean up after SIGTERM, short enough that a command that
+    /// ignores it does not hold an interrupted `loops` for long (systemd waits 90 s by default
+    /// before its own SIGKILL).
+    static let defaultKillAfter = "10s"
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
     var command: [String] = []
 
@@ -55,11 +73,25 @@ struct Run: AsyncParsableCommand {
             throw CommandLineError("--count must be at least 1, got \(count)")
         }
         let retried = try retryExitCodes.map(Self.parseExitCodes) ?? []
+        let grace = try Self.parseKillAfter(killAfter)
         guard let program = command.first, !program.isEmpty else {
             throw CommandLineError("a command is required after '--', e.g. loops run --every 5s -- /bin/date")
         }
+        // Checked now, so that a typo is one line and status 2 before READY=1, not a unit that
+        // systemd sees start and then fail at the first run (possibly hours later).
+        if let problem = ChildProcess.problem(running: program, path: ProcessInfo.processInfo.environment["PATH"]) {
+            throw CommandLineError(problem)
+        }
+        // A write to a closed pipe (stderr read by a logger that died) must fail with EPIPE,
+        // not kill loops and orphan its run. Runs get the default action back (ChildProcess).
+        signal(SIGPIPE, SIG_IGN)
 
-        let runner = CommandRunner(command: command, retried: retried, notifier: SystemdNotifier())
+        let runner = CommandRunner(
+            command: command,
+            retried: retried,
+            killAfter: (grace, killAfter),
+            notifier: SystemdNotifier()
+        )
         let status = try await runner.run(schedule: schedule, count: count)
         if status != 0 { throw ExitCode(status) }
     }
@@ -75,6 +107,20 @@ struct Run: AsyncParsableCommand {
             codes.insert(code)
         }
         return codes
+    }
+
+    /// `--kill-after`: a duration in the `--every` syntax, more than zero.
+    static func parseKillAfter(_ text: String) throws -> Duration {
+        let grace: Duration
+        do {
+            grace = try DurationFormat.parse(text)
+        } catch let error as CommandLineError {
+            throw CommandLineError("--kill-after: \(error.message)")
+        }
+        guard grace > .zero else {
+            throw CommandLineError("--kill-after must be more than 0, got '\(text)'")
+        }
+        return grace
     }
 }
 
@@ -121,13 +167,18 @@ private struct RunnerState {
 private final class CommandRunner: Sendable {
     let command: [String]
     let retried: Set<Int32>
+    /// How long a SIGTERM-ed run has before SIGKILL, and that duration as the user wrote it.
+    let killAfter: (duration: Duration, text: String)
     let notifier: SystemdNotifier
     let state = LockedValue(RunnerState())
+    /// A failed notification was reported; the later ones are not (see ``notify(_:)``).
+    let reportedNotifyFailure = Atomic<Bool>(false)
     let logger = Logger(label: "loops")
 
-    init(command: [String], retried: Set<Int32>, notifier: SystemdNotifier) {
+    init(command: [String], retried: Set<Int32>, killAfter: (duration: Duration, text: String), notifier: SystemdNotifier) {
         self.command = command
         self.retried = retried
+        self.killAfter = killAfter
         self.notifier = notifier
     }
 
@@ -153,12 +204,7 @@ private final class CommandRunner: Sendable {
         loop.onError { [self] _, error in
             state.withLock { $0.failure = error }
         }
-        let watchdog: Loop?
-        do {
-            watchdog = try notifier.watchdogLoop(logger: logger)
-        } catch {
-            throw CommandLineError("WATCHDOG_USEC: \(error)")
-        }
+        let watchdog = try makeWatchdog()
 
         let signals = await installSignalHandlers(loop: loop)
         defer { for source in signals { source.cancel() } }
@@ -217,20 +263,45 @@ private final class CommandRunner: Sendable {
 
         let number = loop.currentLoop + 1
         notify { try $0.status("Run \(number): running \(commandLine)") }
-        let termination = try await ChildProcess.run(command, environment: environment)
+        let termination = try await ChildProcess.run(
+            command,
+            environment: environment,
+            killAfter: killAfter.duration
+        ) { [self] pid in
+            report("\(commandLine) (pid \(pid)) did not exit within \(killAfter.text) of SIGTERM; sending SIGKILL")
+        }
         switch termination {
         case .exited(0):
             let next = loop.nextIteration.map { "; next at " + InstantFormat.format($0) } ?? ""
             notify { try $0.status("Run \(number) exited with status 0\(next)") }
-        case .exited(let code) where retried.contains(code):
+        // A run killed by signal N is status 128 + N, as a shell reports it: listing 137 retries
+        // a run the OOM killer ended, like any other listed status.
+        case _ where retried.contains(termination.shellStatus):
             if state.withLock({ $0.stopRequested }) {
                 throw CommandFailed(termination: termination)
             }
-            notify { try $0.status("Run \(number) exited with status \(code); retrying after a back-off") }
-            report("\(commandLine) exited with status \(code); retrying after a back-off")
+            notify { try $0.status("Run \(number) \(termination); retrying after a back-off") }
+            report("\(commandLine) \(termination); retrying after a back-off")
             throw RetriedExit(termination: termination)
         default:
+            notify { try $0.status("Run \(number) \(termination)") }
             throw CommandFailed(termination: termination)
+        }
+    }
+
+    /// The watchdog's keep-alive loop, nil without `WATCHDOG_USEC`. Not
+    /// `SystemdNotifier.watchdogLoop`, which logs every failed keep-alive: here they go through
+    /// ``notify(_:)``, so a socket that is gone costs one line, not one per keep-alive.
+    private func makeWatchdog() throws -> Loop? {
+        let timeout: Duration?
+        do {
+            timeout = try notifier.watchdogInterval
+        } catch {
+            throw CommandLineError("WATCHDOG_USEC: \(error)")
+        }
+        guard let timeout else { return nil }
+        return try Loop(schedule: .every(timeout / 2), reconnect: false, clock: .suspending, logger: logger) { [self] _ in
+            notify { try $0.watchdog() }
         }
     }
 
@@ -323,16 +394,25 @@ private final class CommandRunner: Sendable {
         }
     }
 
-    /// Sends a notification; a failure is reported once per call and never ends the loop.
+    /// Sends a notification. A failure never ends the loop (the runs are the service; systemd
+    /// judges it by them and by its own timeouts), and only the first is reported: a socket
+    /// that is gone fails every STATUS= and keep-alive, and one line says it all.
     private func notify(_ send: (SystemdNotifier) throws -> Bool) {
         do {
             _ = try send(notifier)
         } catch {
-            report("systemd notification failed: \(error)")
+            guard !reportedNotifyFailure.exchange(true, ordering: .relaxed) else { return }
+            let socket = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] ?? ""
+            // The message is not quoted: it may span lines (READY=1 with STATUS=).
+            let reason = (error as? SystemdError).map { "\(String(cString: strerror($0.errno))) (errno \($0.errno))" } ?? "\(error)"
+            report(
+                "warning: cannot notify systemd at NOTIFY_SOCKET=\(socket): \(reason); "
+                    + "the loop runs on and further notification failures are not reported"
+            )
         }
     }
 
     private func report(_ line: String) {
-        FileHandle.standardError.write(Data(("loops: " + line + "\n").utf8))
+        StandardStreams.writeError("loops: " + line + "\n")
     }
 }
