@@ -181,6 +181,8 @@ final class VirtualEngine: LoopEngine {
         for waiter in waiters { waiter.resume() }
     }
 
+    package var needsParticipation: Bool { true }
+
     package func participate(_ operation: () async -> Void) async {
         await Self.$participant.withValue(ObjectIdentifier(self)) {
             await SystemTimeZone.$source.withValue(.simulated(simulatedZone)) { await operation() }

@@ -136,15 +136,25 @@ struct CommandFailed: Error, CustomStringConvertible {
     var description: String { "the command \(termination)" }
 }
 
-/// SIGTERM and SIGINT (one bit each, `1 << signal`) that arrived before Dispatch's signal sources
-/// took them over; see `CommandRunner.installSignalHandlers(loop:)`.
-private let earlySignals = Atomic<UInt32>(0)
+/// SIGTERM and SIGINT (one bit each, `1 << signal`) received and not yet handled; see
+/// `CommandRunner.installSignalHandlers(loop:)`.
+private let receivedSignals = Atomic<UInt32>(0)
 
-/// The signal handler until Dispatch installs its own: records the signal, nothing more (an
-/// atomic store is async-signal-safe).
-private func recordEarlySignal(_ number: Int32) {
+/// The write end of the pipe that wakes the handling side, -1 until it exists.
+private let signalWakeDescriptor = Atomic<Int32>(-1)
+
+/// The signal handler: records the signal and wakes the reader of the pipe. Both an atomic
+/// update and `write(2)` are async-signal-safe; the pipe is non-blocking, and a full pipe
+/// already holds a wake-up.
+private func recordSignal(_ number: Int32) {
     guard number > 0, number < 32 else { return }
-    earlySignals.bitwiseOr(UInt32(1) << UInt32(number), ordering: .relaxed)
+    receivedSignals.bitwiseOr(UInt32(1) << UInt32(number), ordering: .sequentiallyConsistent)
+    let descriptor = signalWakeDescriptor.load(ordering: .sequentiallyConsistent)
+    guard descriptor >= 0 else { return }
+    let savedErrno = errno
+    var byte: UInt8 = 1
+    _ = write(descriptor, &byte, 1)
+    errno = savedErrno
 }
 
 /// The state shared by the loop body, the signal handlers and the exit path.
@@ -206,7 +216,7 @@ private final class CommandRunner: Sendable {
         }
         let watchdog = try makeWatchdog()
 
-        let signals = await installSignalHandlers(loop: loop)
+        let signals = try installSignalHandlers(loop: loop)
         defer { for source in signals { source.cancel() } }
 
         // READY=1 is always the first message: it is sent here, synchronously, before the loop
@@ -308,45 +318,38 @@ private final class CommandRunner: Sendable {
     /// SIGTERM → stop after the current run (or at once when none runs); SIGINT → cancel, which
     /// sends the running child SIGTERM.
     ///
-    /// Returns once both signal sources are registered. Dispatch installs its own handler for a
-    /// signal only then, on its manager thread; until then a handler of ours records the signal
-    /// (with the default action it would kill `loops`; ignored, it would be lost, and `loops`
-    /// would run on after a SIGTERM), and a recorded signal is acted on once the sources are
-    /// in place.
-    private func installSignalHandlers(loop: Loop) async -> [any DispatchSourceSignal] {
+    /// A handler of ours records each signal and writes to a pipe that a Dispatch read source
+    /// watches (the self-pipe pattern), rather than Dispatch's own signal sources: those
+    /// rely on a signalfd, and the signals are not blocked in every thread (the main thread
+    /// waits in `sigsuspend` with an empty mask once `dispatch_main` has taken it), so Dispatch
+    /// re-sends a signal delivered elsewhere to the thread that registered the source — which
+    /// can be a worker thread that has exited since, and the signal is lost (a SIGINT that
+    /// never reached the running command, about one time in 30 on a loaded machine). A signal
+    /// that arrives before the read source runs stays recorded and is handled when it does.
+    private func installSignalHandlers(loop: Loop) throws -> [any DispatchSourceRead] {
         let queue = DispatchQueue(label: "loops.signals")
-        _ = earlySignals.load(ordering: .relaxed)  // initialised before a handler can read it
-        signal(SIGTERM, recordEarlySignal)
-        signal(SIGINT, recordEarlySignal)
-        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)
-        terminate.setEventHandler { [self] in self.terminate(loop: loop) }
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: queue)
-        interrupt.setEventHandler { [self] in self.interrupt(loop: loop) }
-        let registered = DispatchGroup()
-        for source in [terminate, interrupt] {
-            registered.enter()
-            source.setRegistrationHandler { registered.leave() }
-            source.resume()
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            throw CommandLineError("cannot create the pipe for signals: \(String(cString: strerror(errno)))")
         }
-        // Dispatch calls no registration handler for a source it could not register (no file
-        // descriptor left for its signalfd): then go on after a while rather than hang.
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumed = LockedValue(false)
-            let resumeOnce: @Sendable () -> Void = {
-                if resumed.withLock({ done in defer { done = true }; return !done }) { continuation.resume() }
-            }
-            registered.notify(queue: queue, execute: resumeOnce)
-            queue.asyncAfter(deadline: .now() + 5, execute: resumeOnce)
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
         }
-        let early = earlySignals.load(ordering: .relaxed)
-        if early & (1 << SIGINT) != 0 {
-            queue.async { [self] in self.interrupt(loop: loop) }
-        } else if early & (1 << SIGTERM) != 0 {
-            queue.async { [self] in self.terminate(loop: loop) }
+        let descriptor = ends[0]
+        signalWakeDescriptor.store(ends[1], ordering: .sequentiallyConsistent)
+        signal(SIGTERM, recordSignal)
+        signal(SIGINT, recordSignal)
+        let source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
+        source.setEventHandler { [self] in
+            var drained = [UInt8](repeating: 0, count: 64)
+            while read(descriptor, &drained, drained.count) > 0 {}
+            let received = receivedSignals.exchange(0, ordering: .sequentiallyConsistent)
+            if received & (1 << SIGTERM) != 0 { terminate(loop: loop) }
+            if received & (1 << SIGINT) != 0 { interrupt(loop: loop) }
         }
-        // The handlers above run in order on `queue`: past this point the early ones are in `state`.
-        await withCheckedContinuation { continuation in queue.async { continuation.resume() } }
-        return [terminate, interrupt]
+        source.resume()
+        return [source]
     }
 
     /// SIGTERM: no new run; the running one finishes; between runs the loop ends at once.

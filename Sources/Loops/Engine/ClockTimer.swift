@@ -139,11 +139,8 @@ package final class ClockTimer: Sendable {
     /// `CancellationError` at once when the task is already cancelled.
     package func sleep(until deadline: Int64, waker: Waker? = nil) async throws -> WakeReason {
         try Task.checkCancellation()
-        if deadline <= now { return .deadlineReached }
-        let handle = state.withLock { $0.heap.reserve() }
-        if let waker, !waker.arm({ [self] in interrupt(handle) }) {
-            state.withLock { _ = $0.heap.remove(handle) }
-            return .interrupted
+        guard let handle = reserve(until: deadline, waker: waker) else {
+            return deadline <= now ? .deadlineReached : .interrupted
         }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: Continuation) in
@@ -152,6 +149,20 @@ package final class ClockTimer: Sendable {
         } onCancel: {
             remove(handle, resumingWith: .failure(CancellationError()))
         }
+    }
+
+    /// A handle for a sleep until `deadline` with `waker` armed, or nil when there is nothing to
+    /// wait for (the deadline has passed, or the waker fired already). Out of line, so that its
+    /// temporaries stay off the sleeping task's async frame.
+    @inline(never)
+    private func reserve(until deadline: Int64, waker: Waker?) -> Handle? {
+        if deadline <= now { return nil }
+        let handle = state.withLock { $0.heap.reserve() }
+        if let waker, !waker.arm({ [self] in interrupt(handle) }) {
+            state.withLock { _ = $0.heap.remove(handle) }
+            return nil
+        }
+        return handle
     }
 
     /// Inserts a sleeper and arms the fd if it is now the earliest.

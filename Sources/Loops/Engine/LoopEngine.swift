@@ -50,6 +50,10 @@ package protocol LoopEngine: AnyObject, Sendable {
     /// its sleeps count as the loop being idle; the system engine just calls `operation`.
     func participate(_ operation: () async -> Void) async
 
+    /// Whether runs must go through ``participate(_:)``: false lets a run skip the wrapper's two
+    /// async frames, which a sleeping loop would otherwise hold for as long as it sleeps.
+    var needsParticipation: Bool { get }
+
     /// Where a loop on this engine runs its body when its creator gave no executor: precision
     /// mode runs bodies on the thread that woke; nil (the default) means the global executor.
     var preferredExecutor: (any TaskExecutor)? { get }
@@ -64,6 +68,9 @@ extension LoopEngine {
 
     /// Runs `operation` directly: only virtual time needs to know which tasks belong to loops.
     package func participate(_ operation: () async -> Void) async { await operation() }
+
+    /// Kernel-timer engines need no participation.
+    package var needsParticipation: Bool { false }
 
     /// The global executor: bodies hop off the thread that handled the wake.
     package var preferredExecutor: (any TaskExecutor)? { nil }

@@ -15,6 +15,7 @@ extension Loop {
     /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task: reports
     /// each event to the state machine and performs the action it returns, outside the lock.
     func execute(_ admission: LoopStateMachine.Admission) async -> RunOutcome {
+        let id = admission.id
         var anchor = admission.anchor
         if let predecessor = admission.predecessor {
             await predecessor.wait()
@@ -22,17 +23,27 @@ extension Loop {
             anchor = RunAnchor(now: clock)
         }
         var outcome = RunOutcome.finished
-        await clock.engine.participate {
-            outcome = await self.runToCompletion(admission.id, anchor: anchor)
+        let engine = clock.engine
+        if engine.needsParticipation {
+            await engine.participate {
+                outcome = await self.runToCompletion(id, anchor: anchor)
+            }
+        } else {
+            outcome = await runToCompletion(id, anchor: anchor)
         }
-        switch state.withLock({ $0.runEnded(admission.id) }) {
+        runEnded(id, completion: admission.completion)
+        return outcome
+    }
+
+    @inline(never)
+    private func runEnded(_ id: UInt64, completion: RunCompletion) {
+        switch state.withLock({ $0.runEnded(id) }) {
         case .none:
             break
         case .deactivateEngine:
             clock.engine.loopDidDeactivate()
         }
-        admission.completion.finish()
-        return outcome
+        completion.finish()
     }
 
     private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
@@ -44,7 +55,7 @@ extension Loop {
             ending = .threw(error, taskCancelled: Task.isCancelled)
         }
         let outcome: RunOutcome
-        switch state.withLock({ $0.iterationsEnded(id, ending) }) {
+        switch iterationsEnded(id, ending) {
         case .finished:
             outcome = .finished
         case .cancelled:
@@ -53,8 +64,18 @@ extension Loop {
             await reportUnhandled(error, to: onError)
             outcome = .failed(error)
         }
-        await runAfterLoop(state.withLock { $0.afterLoopBegins(id) })
+        await runAfterLoop(afterLoopBegins(id))
         return outcome
+    }
+
+    @inline(never)
+    private func iterationsEnded(_ id: UInt64, _ ending: LoopStateMachine.Ending) -> LoopStateMachine.EndingAction {
+        state.withLock { $0.iterationsEnded(id, ending) }
+    }
+
+    @inline(never)
+    private func afterLoopBegins(_ id: UInt64) -> LoopStateMachine.Hook? {
+        state.withLock { $0.afterLoopBegins(id) }
     }
 
     /// `onError`, or the default: one `.error` log line, so a loop never dies silently.
@@ -96,7 +117,7 @@ extension Loop {
     /// deciding and sleeping.
     private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
         var anchor = anchor
-        switch state.withLock({ $0.runBegins(id) }) {
+        switch runBegins(id) {
         case .cancelled:
             throw CancellationError()
         case .runBeforeLoop(let beforeLoop):
@@ -109,21 +130,66 @@ extension Loop {
         try Task.checkCancellation()
 
         let engine = clock.engine
-        var step = state.withLock { $0.iterationsBegin(id, anchor: anchor, now: LoopNow(clock)) }
+        var action = iterationsBegin(id, anchor: anchor)
         while true {
-            report(step.rejected)
-            switch step.action {
+            switch action {
             case .end:
                 return
             case .sleep(let deadline, let engineClock):
                 let reason = try await engine.sleep(until: deadline, on: engineClock, waker: waker)
-                step = state.withLock { $0.woke(id, reason: reason, now: LoopNow(clock)) }
+                action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
                 try await runBody(id)
-                step = state.withLock { $0.bodySucceeded(id, now: LoopNow(clock)) }
+                action = bodySucceeded(id)
             }
         }
+    }
+
+    // The transitions and what they report are kept out of line: inlined into the async
+    // functions above, their temporaries would become part of the run's async frames, which
+    // live as long as the loop sleeps (2.6 KB per frame instead of a few hundred bytes).
+
+    @inline(never)
+    private func runBegins(_ id: UInt64) -> LoopStateMachine.BeginAction {
+        state.withLock { $0.runBegins(id) }
+    }
+
+    @inline(never)
+    private func iterationsBegin(_ id: UInt64, anchor: RunAnchor) -> LoopStateMachine.IterationAction {
+        perform(state.withLock { $0.iterationsBegin(id, anchor: anchor, now: LoopNow(clock)) })
+    }
+
+    @inline(never)
+    private func woke(_ id: UInt64, reason: WakeReason) -> LoopStateMachine.IterationAction {
+        perform(state.withLock { $0.woke(id, reason: reason, now: LoopNow(clock)) })
+    }
+
+    @inline(never)
+    private func bodySucceeded(_ id: UInt64) -> LoopStateMachine.IterationAction {
+        perform(state.withLock { $0.bodySucceeded(id, now: LoopNow(clock)) })
+    }
+
+    private func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
+        report(step.rejected)
+        return step.action
+    }
+
+    @inline(never)
+    private func retryDue(_ id: UInt64) {
+        state.withLock { $0.retryDue(id) }
+    }
+
+    @inline(never)
+    private func bodyThrew(_ id: UInt64, error: any Error) -> LoopStateMachine.BodyFailureAction {
+        let action = state.withLock { $0.bodyThrew(id, error: error, now: LoopNow(clock)) }
+        if case .retry(_, _, let delay) = action {
+            logger.debug(
+                "retrying the iteration after a handled error",
+                metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
+            )
+        }
+        return action
     }
 
     /// The body, retried after a back-off while it throws a handled error (`stop()` does not
@@ -135,17 +201,12 @@ extension Loop {
                 return
             } catch {
                 if Task.isCancelled { throw error }
-                let now = LoopNow(clock)
-                switch state.withLock({ $0.bodyThrew(id, error: error, now: now) }) {
+                switch bodyThrew(id, error: error) {
                 case .rethrow:
                     throw error
-                case .retry(let deadline, let engineClock, let delay):
-                    logger.debug(
-                        "retrying the iteration after a handled error",
-                        metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
-                    )
+                case .retry(let deadline, let engineClock, _):
                     _ = try await clock.engine.sleep(until: deadline, on: engineClock, waker: nil)
-                    state.withLock { $0.retryDue(id) }
+                    retryDue(id)
                 }
             }
         }
@@ -154,6 +215,7 @@ extension Loop {
     /// Reports instants a misbehaving schedule gave that were not after the last scheduled one,
     /// at `.error` (a documented exception to logging at `.debug` at most), once per instant.
     private func report(_ rejected: [RejectedSlot]) {
+        guard !rejected.isEmpty else { return }
         for rejection in rejected {
             logger.error(
                 "the schedule gave an instant that is not after the last scheduled one; the loop skips it",
