@@ -90,6 +90,15 @@ struct Orchestrator {
                 print(markdown.last ?? "")
             }
         }
+        // The floor under any task-based loop: a task suspended in one continuation.
+        log("scale floor: bare tasks")
+        if let floor: FloorResult = child(["floor", "100000"], timeout: 60) {
+            emit(floor)
+            markdown.append("| bare task suspended in one continuation (floor) | \(floor.tasks) | — | — | — | — | \(f(floor.rssPerTaskKilobytes, digits: 2)) |")
+            print(markdown.last ?? "")
+        } else {
+            markdown.append("| bare task suspended in one continuation (floor) | 100000 | failed | | | | |")
+        }
         markdown.append("")
     }
 

@@ -2,7 +2,8 @@ import Foundation
 
 // swift-loops benchmarks. Without arguments: every scenario, each implementation in its own
 // child process, results in ./bench-results/. `child <scenario> <implementation> [n]` runs one
-// measurement and prints one JSON line (what the orchestrator runs).
+// measurement and prints one JSON line (what the orchestrator runs); `child floor [n]` measures
+// the memory floor, n bare tasks each suspended in one continuation.
 //
 //   LoopsBenchmarks [--output DIR] [precision|scale|idle|cost ...]
 
@@ -21,7 +22,11 @@ func integer(_ text: String?, default value: Int) -> Int {
     return number
 }
 
-if arguments.first == "child" {
+if arguments.first == "child", arguments.count >= 2, arguments[1] == "floor" {
+    print(encodeLine(floorChild(tasks: integer(arguments.count > 2 ? arguments[2] : nil, default: 100_000))))
+    fflush(nil)
+    exit(0)
+} else if arguments.first == "child" {
     guard arguments.count >= 3 else { fail("usage: child <scenario> <implementation> [n]") }
     let which = implementation(arguments[2])
     let extra = arguments.count > 3 ? arguments[3] : nil
