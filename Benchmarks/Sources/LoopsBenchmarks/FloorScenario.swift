@@ -29,11 +29,7 @@ private final class Parked: @unchecked Sendable {
 }
 
 func floorChild(tasks: Int) -> FloorResult {
-    let warm = DispatchSemaphore(value: 0)
-    Task { warm.signal() }
-    warm.wait()
-    DispatchQueue.global().async { warm.signal() }
-    warm.wait()
+    warmUpRuntime()
     let parked = Parked()
     let baseline = bench_rss_bytes()
     for _ in 0..<tasks {

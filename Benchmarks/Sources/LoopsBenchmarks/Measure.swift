@@ -90,3 +90,13 @@ final class SampleBuffer: @unchecked Sendable {
 
 /// Sleeps the calling thread until `deadline` on CLOCK_BOOTTIME.
 func sleepUntil(boot deadline: Int64) { bench_sleep_until(BENCH_CLOCK_BOOTTIME, deadline) }
+
+/// Starts the runtime's first task and Dispatch's worker threads before a memory baseline is
+/// taken, so that they are not counted as the cost of what is measured.
+func warmUpRuntime() {
+    let warm = DispatchSemaphore(value: 0)
+    Task { warm.signal() }
+    warm.wait()
+    DispatchQueue.global().async { warm.signal() }
+    warm.wait()
+}

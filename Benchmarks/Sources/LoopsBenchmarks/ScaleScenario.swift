@@ -45,12 +45,7 @@ final class ScaleRecorder: @unchecked Sendable {
 /// second, for 10 s (ticks 0...9 of each loop).
 func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
     let recorder = ScaleRecorder(loops: loops)
-    // Warm the runtime (a task, a Dispatch queue) before the baseline, so it is not counted.
-    let warm = DispatchSemaphore(value: 0)
-    Task { warm.signal() }
-    warm.wait()
-    DispatchQueue.global().async { warm.signal() }
-    warm.wait()
+    warmUpRuntime()
     let baseline = bench_rss_bytes()
 
     var keepAlive: [Any] = []
