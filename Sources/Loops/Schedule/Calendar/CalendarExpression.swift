@@ -39,11 +39,14 @@ struct CalendarExpression: Hashable, Sendable {
 
     /// ``nextFire(onOrAfter:)`` with `localZone` standing for the system's zone (tests use it
     /// to compare with systemd run under another `TZ` without touching this process's zone).
-    func nextFire(onOrAfter date: Date, localZone: TimeZone) -> Date? {
+    /// `localZone` is evaluated only for an expression in local time: reading the system's zone
+    /// costs a `readlink` of `/etc/localtime`, which an expression with its own zone or `UTC`
+    /// does not need.
+    func nextFire(onOrAfter date: Date, localZone: @autoclosure () -> TimeZone) -> Date? {
         guard let (second, microsecond) = Self.threshold(date) else { return nil }
         let zone: TimeZone?
         switch spec.zone {
-        case .local, .localAbbreviation: zone = localZone
+        case .local, .localAbbreviation: zone = localZone()
         case .utc: zone = nil
         case .named(let named): zone = named
         }
