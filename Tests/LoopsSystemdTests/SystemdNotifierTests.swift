@@ -88,11 +88,11 @@ struct SystemdNotifierTests {
     @Test func watchdogLoopFeedsTheWatchdogAtHalfTheInterval() async throws {
         let socket = try NotifySocket()
         defer { socket.cleanUp() }
-        let loop = try withEnvironment(["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "400000", "WATCHDOG_PID": nil]) {
+        let loop = try withEnvironment(["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": nil]) {
             try SystemdNotifier().watchdogLoop()
         }
         let watchdog = try #require(loop)
-        #expect(watchdog.schedule == .every(.milliseconds(200)))
+        #expect(watchdog.schedule == .every(.milliseconds(500)))
         // The body reads NOTIFY_SOCKET at each ping, so it stays set while the loop runs.
         let saved = getenv("NOTIFY_SOCKET").map { String(cString: $0) }
         setenv("NOTIFY_SOCKET", socket.path, 1)
@@ -101,17 +101,19 @@ struct SystemdNotifierTests {
         }
         let started = ContinuousClock.now
         try watchdog.start()
-        let pings = await socket.receive(until: started + .milliseconds(1050))
+        let pings = await socket.receive(until: started + .milliseconds(2600))
         watchdog.cancel()
         await watchdog.task?.value
 
         #expect(pings.allSatisfy { $0.message == "WATCHDOG=1" }, "\(pings.map { ($0.message, $0.at - started) })")
-        // Ideal: 6 pings (0, 200, …, 1000 ms); fewer means starving, more means spamming.
-        #expect((4...7).contains(pings.count), "\(pings.count) pings in 1.05 s")
+        // Ideal: 6 pings (0, 500, …, 2500 ms); fewer means starving, more means spamming.
+        #expect((4...7).contains(pings.count), "\(pings.count) pings in 2.6 s")
         let first = try #require(pings.first)
         #expect(first.at - started < .milliseconds(100), "the first ping is sent at start")
         let gaps = zip(pings.dropFirst(), pings).map { $0.at - $1.at }
         let longest = gaps.max() ?? .zero
-        #expect(longest < .milliseconds(375), "longest gap \(longest): systemd's deadline is 400 ms; arrivals \(pings.map { $0.at - started })")
+        // Up to 450 ms late still meets systemd's deadline: this machine's loaded VMs have shown
+        // single wakes 430 ms late.
+        #expect(longest < .milliseconds(950), "longest gap \(longest): systemd's deadline is 1 s; arrivals \(pings.map { $0.at - started })")
     }
 }
