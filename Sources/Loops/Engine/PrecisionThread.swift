@@ -45,8 +45,10 @@ final class PrecisionThread: Sendable {
     }
 
     private let state = LockedValue(State())
-    private let epollDescriptor: Int32
-    private let wakeDescriptor: Int32
+    /// The epoll set the thread waits on (read by tests, to arm faults on it).
+    let epollDescriptor: Int32
+    /// The eventfd that wakes the thread.
+    let wakeDescriptor: Int32
     private let minimumWakeSpacing: Int64
     /// The pthread, for joining; 0 once joined or detached.
     private let thread = LockedValue<pthread_t>(0)
@@ -157,14 +159,7 @@ final class PrecisionThread: Sendable {
     /// Whether the thread has exited and closed its descriptors.
     var hasExited: Bool { state.withLock { $0.exited } }
 
-    /// Makes the thread's next `epoll_wait` fail with `code` and wakes it, so that the failure
-    /// path runs without a kernel fault (tests).
-    func injectWaitError(errno code: Int32) {
-        _ = cloops_fault_inject_epoll_error(epollDescriptor, code)
-        _ = cloops_eventfd_signal(wakeDescriptor)
-    }
-
-    /// The descriptors the thread owns besides the timers (for leak tests).
+    /// The descriptors the thread owns besides the timers (for leak and fault tests).
     var ownDescriptors: [Int32] { [epollDescriptor, wakeDescriptor] }
 
     // MARK: Lifecycle
