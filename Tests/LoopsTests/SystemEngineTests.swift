@@ -87,9 +87,12 @@ extension EngineTests {
             let deadline = ContinuousClock.now + .seconds(5)
             while !engine.hasWaitingThreadExited, ContinuousClock.now < deadline { await Task.yield() }
             #expect(engine.hasWaitingThreadExited)
-            // Later sleeps fail at once.
-            await #expect(throws: LoopError.self) {
-                try await engine.sleep(until: engine.now(.continuous) + Self.shortDelay, on: .continuous, waker: nil)
+            // Later sleeps fail at once with the same error, on the clock that was open and on
+            // one that was not.
+            for clock in [EngineClock.continuous, .realtime] {
+                await #expect(throws: failure) {
+                    try await engine.sleep(until: engine.now(clock) + Self.shortDelay, on: clock, waker: nil)
+                }
             }
         }
 

@@ -164,7 +164,9 @@ package final class ClockTimer: Sendable {
             }
             if state.closed {
                 state.heap.remove(handle)
-                return .failure(Self.closedError(clock))
+                // The failure that closed the timer (epoll_wait on the engine's thread) says more
+                // than "closed", and is what the sleepers already asleep were failed with.
+                return .failure(state.closeReason ?? Self.closedError(clock))
             }
             // The waker's action gives the reservation back when it runs before this point, so
             // a failed insert means the sleep was interrupted before it began.

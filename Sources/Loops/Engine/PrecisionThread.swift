@@ -33,6 +33,9 @@ final class PrecisionThread: Sendable {
         var waiting = false
         /// `shutdown()` was called: the thread exits after its current batch.
         var stopping = false
+        /// Why the thread stopped by itself (`epoll_wait` failed): timers asked for later fail
+        /// with it, as the sleepers that were waiting did.
+        var failure: LoopError?
         /// The thread has exited its loop; jobs go to the global executor from now on.
         var exited = false
         /// The executor jobs run on: the engine's identity, so that a task preferring the
@@ -133,7 +136,7 @@ final class PrecisionThread: Sendable {
         try state.withLock { (state: inout State) throws(LoopError) -> ClockTimer in
             if let timer = state.timers[clock.rawValue] { return timer }
             guard !state.stopping else {
-                throw LoopError(.systemTimer, "the precision engine was shut down")
+                throw state.failure ?? LoopError(.systemTimer, "the precision engine was shut down")
             }
             let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
             let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(clock.rawValue) + 1)
@@ -221,7 +224,10 @@ final class PrecisionThread: Sendable {
                     // Not EINTR (retried in C): waiting again would fail again, a busy spin.
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
                     let failure = TimerCore.error("epoll_wait", errno: code)
-                    state.withLock { $0.stopping = true }
+                    state.withLock { state in
+                        state.stopping = true
+                        state.failure = failure
+                    }
                     finish(failingSleepersWith: failure)
                     // Nobody will join a thread that stopped by itself.
                     thread.withLock { handle in
