@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -23,12 +24,33 @@
 
 // Resolved on first use: a shared library's constructor may call read or close before this
 // image's constructors run. Two threads resolving at once store the same pointer.
+//
+// Under ThreadSanitizer (`make tsan`) the runtime intercepts these functions with weak
+// definitions, which the ones below override; passing through to its interceptor rather than
+// straight to the C library keeps what it learns from them (an eventfd write happens before
+// the read that sees it, a close ends a descriptor's history). The interceptor is named
+// ___interceptor_<name> (LLVM 17 and later) or __interceptor_<name>; without a sanitizer
+// neither exists and RTLD_NEXT finds the C library's function.
+static void *resolve(const char *name) {
+    // "___interceptor_" + name, then the same without its first underscore.
+    char interceptor[64] = "___interceptor_";
+    size_t prefix = strlen(interceptor), length = strlen(name);
+    if (prefix + length < sizeof interceptor) {
+        memcpy(interceptor + prefix, name, length + 1);
+        for (int skip = 0; skip <= 1; skip++) {
+            void *function = dlsym(RTLD_DEFAULT, interceptor + skip);
+            if (function != NULL) return function;
+        }
+    }
+    return dlsym(RTLD_NEXT, name);
+}
+
 #define REAL(name)                                                                           \
     static __typeof__(&name) real_##name(void) {                                              \
         static __typeof__(&name) cached;                                                      \
         __typeof__(&name) function = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);              \
         if (function == NULL) {                                                               \
-            function = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                            \
+            function = (__typeof__(&name))resolve(#name);                                     \
             __atomic_store_n(&cached, function, __ATOMIC_RELEASE);                            \
         }                                                                                     \
         return function;                                                                      \
