@@ -23,8 +23,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // The C timer core: timerfd per clock, absolute deadlines, errno values, fault injection.
+        // The C timer core: timerfd per clock, absolute deadlines, errno values.
         .target(name: "CLoopsCore"),
+        // Fault injection for the tests: replaces timerfd_create, timerfd_settime, read,
+        // epoll_wait and eventfd in the test executable, where CLoopsCore is linked too. Only
+        // test targets depend on it, so no product (and no release build of one) contains it.
+        .target(
+            name: "CLoopsFaults",
+            path: "Tests/CLoopsFaults",
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
         // libsystemd through pkg-config (Debian: libsystemd-dev).
         .systemLibrary(
             name: "CSystemd",
@@ -76,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopsTests",
-            dependencies: ["Loops", "LoopsTestKit", "CLoopsCore"],
+            dependencies: ["Loops", "LoopsTestKit", "CLoopsCore", "CLoopsFaults"],
             swiftSettings: strictSettings
         ),
         .testTarget(

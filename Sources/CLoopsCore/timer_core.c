@@ -2,7 +2,6 @@
 #include "CLoopsCore.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -58,54 +57,8 @@ int cloops_timer_disarm(int fd) {
     return 0;
 }
 
-// Fault injection: a tiny table of (fd, error) pairs. Tests only; a mutex is plenty.
-#define CLOOPS_MAX_INJECTED 16
-static pthread_mutex_t injected_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { int fd; int error; } injected[CLOOPS_MAX_INJECTED];
-static int injected_count = 0;
-
-static int take_injected_error(int fd) {
-    int error = 0;
-    pthread_mutex_lock(&injected_lock);
-    for (int i = 0; i < injected_count; i++) {
-        if (injected[i].fd == fd) {
-            error = injected[i].error;
-            injected[i] = injected[--injected_count];
-            break;
-        }
-    }
-    pthread_mutex_unlock(&injected_lock);
-    return error;
-}
-
-int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error) {
-    if (error <= 0) return EINVAL;
-    pthread_mutex_lock(&injected_lock);
-    if (injected_count == CLOOPS_MAX_INJECTED) {
-        pthread_mutex_unlock(&injected_lock);
-        return ENOSPC;
-    }
-    injected[injected_count].fd = fd;
-    injected[injected_count].error = error;
-    injected_count++;
-    pthread_mutex_unlock(&injected_lock);
-    int result = cloops_timer_arm(fd, clock, 1);
-    // Nothing will wake a reader of a timer that could not be armed: do not leave the error
-    // behind to surprise a later read (or a later descriptor with the same number).
-    if (result != 0) (void)take_injected_error(fd);
-    return result;
-}
-
 int cloops_timer_read(int fd, uint64_t *out_expirations) {
     if (out_expirations == NULL) return EINVAL;
-    int injected_error = take_injected_error(fd);
-    if (injected_error != 0) {
-        // Consume the expiration the injection armed, so the fd is quiet again afterwards.
-        uint64_t ignored;
-        ssize_t n;
-        do { n = read(fd, &ignored, sizeof ignored); } while (n < 0 && errno == EINTR);
-        return injected_error;
-    }
     for (;;) {
         uint64_t count = 0;
         ssize_t n = read(fd, &count, sizeof count);
@@ -120,9 +73,6 @@ int cloops_timer_read(int fd, uint64_t *out_expirations) {
 }
 
 int cloops_close(int fd) {
-    // Drop a pending injected error on this fd: the number will be reused by the next open,
-    // and a stale injection must not fire on an unrelated descriptor.
-    (void)take_injected_error(fd);
     if (close(fd) != 0 && errno != EINTR) return errno;
     return 0;
 }
@@ -143,24 +93,8 @@ int cloops_epoll_add(int epfd, int fd, uint64_t token) {
     return 0;
 }
 
-int cloops_fault_inject_epoll_error(int epfd, int error) {
-    if (error <= 0) return EINVAL;
-    pthread_mutex_lock(&injected_lock);
-    if (injected_count == CLOOPS_MAX_INJECTED) {
-        pthread_mutex_unlock(&injected_lock);
-        return ENOSPC;
-    }
-    injected[injected_count].fd = epfd;
-    injected[injected_count].error = error;
-    injected_count++;
-    pthread_mutex_unlock(&injected_lock);
-    return 0;
-}
-
 int cloops_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms, int *out_count) {
     if (tokens == NULL || out_count == NULL || capacity <= 0) return EINVAL;
-    int injected_error = take_injected_error(epfd);
-    if (injected_error != 0) return injected_error;
     struct epoll_event events[16];
     int max = capacity < 16 ? capacity : 16;
     for (;;) {

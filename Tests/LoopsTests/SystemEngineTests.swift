@@ -72,20 +72,27 @@ extension EngineTests {
                 try await engine.sleep(until: engine.now(.continuous) + Self.longDelay, on: .continuous, waker: nil)
             }
             while engine.sleeperCount(on: .continuous) == 0 { await Task.yield() }
-            try engine.injectWaitError(errno: EIO)
+            let (epoll, eventfd) = try #require(engine.waitingThreadDescriptors)
+            _ = try Fault.arm(.epollWait, target: epoll, errno: EIO)
+            // The thread is blocked in epoll_wait already: wake it so that it calls it again.
+            try Fault.wakeThread(eventfd: eventfd)
+            let failure = LoopError(.systemTimer, "epoll_wait failed: EIO (Input/output error)")
             do {
                 _ = try await sleeper.value
                 Issue.record("the sleeper woke normally")
             } catch let error as LoopError {
-                #expect(error.message.contains("epoll_wait"), "\(error.message)")
+                #expect(error == failure)
             }
             // The thread has exited rather than retrying a failing wait.
             let deadline = ContinuousClock.now + .seconds(5)
             while !engine.hasWaitingThreadExited, ContinuousClock.now < deadline { await Task.yield() }
             #expect(engine.hasWaitingThreadExited)
-            // Later sleeps fail at once with the same error.
-            await #expect(throws: LoopError.self) {
-                try await engine.sleep(until: engine.now(.continuous) + Self.shortDelay, on: .continuous, waker: nil)
+            // Later sleeps fail at once with the same error, on the clock that was open and on
+            // one that was not.
+            for clock in [EngineClock.continuous, .realtime] {
+                await #expect(throws: failure) {
+                    try await engine.sleep(until: engine.now(clock) + Self.shortDelay, on: clock, waker: nil)
+                }
             }
         }
 

@@ -1,4 +1,5 @@
 import CLoopsCore
+import CLoopsFaults
 import Foundation
 import Testing
 
@@ -75,8 +76,9 @@ struct TimerCoreTests {
     func injectedClockStep() throws {
         let fd = try TimerCore.create(.realtime)
         defer { TimerCore.close(fd) }
-        try TimerCore.injectReadError(fd, .realtime, errno: ECANCELED)
+        let fault = try Fault.arm(.read, target: fd, errno: ECANCELED)
         #expect(TimerCore.read(fd, .realtime) == .clockStepped)
+        #expect(fault.fired == 1)
         #expect(TimerCore.read(fd, .realtime) == .notExpired)
     }
 
@@ -84,11 +86,11 @@ struct TimerCoreTests {
     func injectedReadError() throws {
         let fd = try TimerCore.create(.suspending)
         defer { TimerCore.close(fd) }
-        try TimerCore.injectReadError(fd, .suspending, errno: EIO)
+        _ = try Fault.arm(.read, target: fd, errno: EIO)
         #expect(TimerCore.read(fd, .suspending) == .failed(LoopError(.systemTimer, "read(timerfd CLOCK_MONOTONIC) failed: EIO (Input/output error)")))
     }
 
-    @Test("closing a descriptor drops an injected error that was not consumed")
+    @Test("closing a descriptor drops a fault armed on it that was not consumed")
     func closeDropsInjection() throws {
         let timer = try TimerCore.create(.continuous)
         defer { TimerCore.close(timer) }
@@ -99,19 +101,36 @@ struct TimerCoreTests {
         let high = Int32(min(Int(limit.rlim_cur) - 7, 5_000))
         try #require(fcntl(high, F_GETFD) == -1)
         try #require(dup2(timer, high) == high)
-        try TimerCore.injectReadError(high, .continuous, errno: EIO)
+        let fault = try Fault.arm(.read, target: high, errno: EIO)
         TimerCore.close(high)
         // The same number, opened again: its reads must not report the stale injected error.
         try #require(dup2(timer, high) == high)
         defer { TimerCore.close(high) }
+        try TimerCore.arm(timer, .continuous, at: TimerCore.now(.continuous) - 1_000)
         #expect(TimerCore.read(high, .continuous) == .expired(1))
+        #expect(fault.fired == 0)
     }
 
-    @Test("an injection that cannot arm its timer leaves no error behind")
-    func failedInjectionLeavesNothing() {
+    @Test("a fault touches only its own descriptor, as often as armed; a timer that cannot be expired arms nothing")
+    func faultsStayOnTheirDescriptor() throws {
+        let faulty = try TimerCore.create(.suspending)
+        defer { TimerCore.close(faulty) }
+        let healthy = try TimerCore.create(.suspending)
+        defer { TimerCore.close(healthy) }
+        let fault = try Fault.arm(.read, target: faulty, times: 2, errno: EIO)
+        let failed = TimerCore.ReadOutcome.failed(LoopError(.systemTimer, "read(timerfd CLOCK_MONOTONIC) failed: EIO (Input/output error)"))
+        #expect(TimerCore.read(healthy, .suspending) == .notExpired)
+        #expect(TimerCore.read(faulty, .suspending) == failed)
+        #expect(TimerCore.read(faulty, .suspending) == failed)
+        // Spent: reads are the kernel's again.
+        #expect(TimerCore.read(faulty, .suspending) == .notExpired)
+        #expect(fault.fired == 2)
+        // Invalid arguments are refused rather than armed.
+        #expect(cloops_fault_arm(CLOOPS_FAULT_READ, faulty, 0, 0, EIO) == -1)
+        #expect(cloops_fault_arm(CLOOPS_FAULT_READ, faulty, 0, 1, 0) == -1)
         withPipe { fd in
-            #expect(throws: LoopError.self) { try TimerCore.injectReadError(fd, .suspending, errno: EIO) }
-            // Non-blocking, an empty pipe reads EAGAIN; a left-over injection would read EIO.
+            // Not a timerfd: nothing to expire, and nothing left behind to read.
+            #expect(cloops_fault_expire_timer_now(fd) == EINVAL)
             #expect(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0)
             #expect(TimerCore.read(fd, .suspending) == .notExpired)
         }

@@ -1,6 +1,7 @@
 // The C timer core of swift-loops: thin wrappers over timerfd(2), clock_gettime(2) and
 // epoll(7). Every function returns 0 on success or an errno value; none aborts, none retains
-// state except the fault-injection table used by tests.
+// state. Tests make these calls fail by linking Tests/CLoopsFaults, which replaces the system
+// calls in the test executable only: nothing here knows about it.
 #ifndef CLOOPS_CORE_H
 #define CLOOPS_CORE_H
 
@@ -42,15 +43,6 @@ int cloops_timer_read(int fd, uint64_t *out_expirations);
 
 /// close(2), not retried on EINTR (Linux releases the descriptor in any case).
 int cloops_close(int fd);
-
-/// Fault injection for tests: the next cloops_timer_read on `fd` fails with `error`, and the
-/// timer is armed to fire at once so that a reader waiting on the fd wakes up. This is how the
-/// ECANCELED path is exercised without setting the machine's clock.
-int cloops_fault_inject_read_error(int fd, cloops_clock clock, int error);
-
-/// Makes the next cloops_epoll_wait on `epfd` fail with `error` before it waits (tests only:
-/// the waiter must be woken to reach it). Returns EINVAL for error <= 0, ENOSPC when full.
-int cloops_fault_inject_epoll_error(int epfd, int error);
 
 /// epoll_create1(2) with EPOLL_CLOEXEC.
 int cloops_epoll_create(int *out_epfd);

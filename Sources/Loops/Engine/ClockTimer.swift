@@ -64,9 +64,6 @@ package final class ClockTimer: Sendable {
     private enum Arming {
         case disarmed
         case armed(Int64)
-        /// Armed in the past by fault injection: a wake is due, and that wake re-arms. Arming
-        /// now would overwrite the injected immediate expiration with a later one.
-        case firing
         /// After ECANCELED or an error: arm afresh whatever the heap holds.
         case unknown
     }
@@ -178,7 +175,9 @@ package final class ClockTimer: Sendable {
             }
             if state.closed {
                 state.heap.remove(handle)
-                return .failure(Self.closedError(clock))
+                // The failure that closed the timer (epoll_wait on the engine's thread) says more
+                // than "closed", and is what the sleepers already asleep were failed with.
+                return .failure(state.closeReason ?? Self.closedError(clock))
             }
             // The waker's action gives the reservation back when it runs before this point, so
             // a failed insert means the sleep was interrupted before it began.
@@ -226,14 +225,13 @@ package final class ClockTimer: Sendable {
             let now = now
             state.lastWake = now
             // Reading under the lock keeps read, pop and re-arm atomic with respect to arms by
-            // new sleepers (and to fault injection), so the mirror `arming` stays exact.
+            // new sleepers, so the mirror `arming` stays exact.
             switch TimerCore.read(descriptor, clock) {
             case .expired:
                 // A one-shot timer that expired is disarmed.
                 state.arming = .disarmed
                 state.heap.popAll(dueAt: now, into: &batch.reached)
             case .notExpired:
-                if case .firing = state.arming { state.arming = .unknown }
                 state.heap.popAll(dueAt: now, into: &batch.reached)
             case .clockStepped:
                 // Every wall-clock deadline was computed from the old time: wake them all so
@@ -274,23 +272,13 @@ package final class ClockTimer: Sendable {
             if !isRepeat { state.zoneChanges += 1 }
             state.heap.removeAll(into: &batch.stepped)
             do throws(LoopError) {
-                // Nobody is left: disarm, unless an injected wake is due (it re-arms itself).
+                // Nobody is left: disarm.
                 try syncArm(&state)
             } catch {
                 // Not worth failing anyone over: the fd fires early at worst, and re-arms then.
                 state.arming = .unknown
             }
             return batch
-        }
-    }
-
-    /// Test hook: the next read fails with `code` and the fd fires at once, as if the kernel
-    /// had reported it (ECANCELED simulates a step of the wall clock).
-    package func injectReadError(errno code: Int32) throws(LoopError) {
-        try state.withLock { (state: inout State) throws(LoopError) in
-            guard !state.closed else { throw Self.closedError(clock) }
-            try TimerCore.injectReadError(descriptor, clock, errno: code)
-            state.arming = .firing
         }
     }
 
@@ -323,7 +311,7 @@ package final class ClockTimer: Sendable {
         // change computes the same target and does not re-arm.
         let target = state.heap.minimumDeadline.map { max($0, state.lastWake &+ minimumWakeSpacing) }
         switch (state.arming, target) {
-        case (.firing, _), (.disarmed, nil):
+        case (.disarmed, nil):
             return
         case (.armed(let armed), .some(let target)) where armed == target:
             return

@@ -33,6 +33,9 @@ final class PrecisionThread: Sendable {
         var waiting = false
         /// `shutdown()` was called: the thread exits after its current batch.
         var stopping = false
+        /// Why the thread stopped by itself (`epoll_wait` failed): timers asked for later fail
+        /// with it, as the sleepers that were waiting did.
+        var failure: LoopError?
         /// The thread has exited its loop; jobs go to the global executor from now on.
         var exited = false
         /// The executor jobs run on: the engine's identity, so that a task preferring the
@@ -45,8 +48,10 @@ final class PrecisionThread: Sendable {
     }
 
     private let state = LockedValue(State())
-    private let epollDescriptor: Int32
-    private let wakeDescriptor: Int32
+    /// The epoll set the thread waits on (read by tests, to arm faults on it).
+    let epollDescriptor: Int32
+    /// The eventfd that wakes the thread.
+    let wakeDescriptor: Int32
     private let minimumWakeSpacing: Int64
     /// The pthread, for joining; 0 once joined or detached.
     private let thread = LockedValue<pthread_t>(0)
@@ -131,7 +136,7 @@ final class PrecisionThread: Sendable {
         try state.withLock { (state: inout State) throws(LoopError) -> ClockTimer in
             if let timer = state.timers[clock.rawValue] { return timer }
             guard !state.stopping else {
-                throw LoopError(.systemTimer, "the precision engine was shut down")
+                throw state.failure ?? LoopError(.systemTimer, "the precision engine was shut down")
             }
             let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
             let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(clock.rawValue) + 1)
@@ -157,14 +162,7 @@ final class PrecisionThread: Sendable {
     /// Whether the thread has exited and closed its descriptors.
     var hasExited: Bool { state.withLock { $0.exited } }
 
-    /// Makes the thread's next `epoll_wait` fail with `code` and wakes it, so that the failure
-    /// path runs without a kernel fault (tests).
-    func injectWaitError(errno code: Int32) {
-        _ = cloops_fault_inject_epoll_error(epollDescriptor, code)
-        _ = cloops_eventfd_signal(wakeDescriptor)
-    }
-
-    /// The descriptors the thread owns besides the timers (for leak tests).
+    /// The descriptors the thread owns besides the timers (for leak and fault tests).
     var ownDescriptors: [Int32] { [epollDescriptor, wakeDescriptor] }
 
     // MARK: Lifecycle
@@ -226,7 +224,10 @@ final class PrecisionThread: Sendable {
                     // Not EINTR (retried in C): waiting again would fail again, a busy spin.
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
                     let failure = TimerCore.error("epoll_wait", errno: code)
-                    state.withLock { $0.stopping = true }
+                    state.withLock { state in
+                        state.stopping = true
+                        state.failure = failure
+                    }
                     finish(failingSleepersWith: failure)
                     // Nobody will join a thread that stopped by itself.
                     thread.withLock { handle in

@@ -144,26 +144,21 @@ package final class SystemEngine: LoopEngine {
         Self.zoneDidChange(try timer(for: .realtime), queue: queue)
     }
 
-    /// Makes the realtime timerfd report ECANCELED, exactly as when the wall clock is set, so
-    /// the clock-step path runs without touching the machine's clock. Opens the fd if needed.
-    package func simulateWallClockStep() throws(LoopError) {
-        try timer(for: .realtime).injectReadError(errno: ECANCELED)
+    /// Opens the timerfd of `clock` (and starts the waiting thread) if nothing slept on it yet,
+    /// and returns it: tests arm faults on it before the first sleep.
+    package func openTimerDescriptor(for clock: EngineClock) throws(LoopError) -> Int32 {
+        try timer(for: clock).descriptor
     }
 
-    /// Makes the waiting thread's next `epoll_wait` fail with `code` (epoll path only; starts
-    /// the thread if needed).
-    package func injectWaitError(errno code: Int32) throws(LoopError) {
-        try startedWaitingThread().injectWaitError(errno: code)
+    /// The epoll and eventfd descriptors of the waiting thread (epoll path), nil before the
+    /// thread started or on the Dispatch path; tests arm faults on them.
+    package var waitingThreadDescriptors: (epoll: Int32, eventfd: Int32)? {
+        waitingThread.withLock { $0 }.map { ($0.epollDescriptor, $0.wakeDescriptor) }
     }
 
     /// Whether the epoll path's thread has exited (after a failure of `epoll_wait`).
     package var hasWaitingThreadExited: Bool {
         waitingThread.withLock { $0 }?.hasExited ?? false
-    }
-
-    /// Makes the next read of `clock`'s timerfd fail with `code` (and wakes its reader).
-    package func injectReadError(on clock: EngineClock, errno code: Int32) throws(LoopError) {
-        try timer(for: clock).injectReadError(errno: code)
     }
 
     // MARK: - Readers

@@ -104,13 +104,6 @@ package enum TimerCore {
         return code == 0 ? nil : error("close(timerfd)", errno: code)
     }
 
-    /// Test hook: the next read of `fd` fails with `code`, and `fd` is armed to fire at once so
-    /// that its reader wakes up.
-    package static func injectReadError(_ fd: Int32, _ clock: EngineClock, errno code: Int32) throws(LoopError) {
-        let result = cloops_fault_inject_read_error(fd, coreClock(clock), code)
-        guard result == 0 else { throw error("cloops_fault_inject_read_error(\(kernelName(clock)))", errno: result) }
-    }
-
     // MARK: - Zone watch
 
     /// A new non-blocking, close-on-exec inotify fd watching `directory` for entries being
