@@ -34,10 +34,13 @@ public struct SystemdNotifier: Sendable {
 
     /// Sends raw `sd_notify` assignments, one `KEY=VALUE` per line (see `sd_notify(3)`).
     ///
-    /// - Returns: `true` when the message was sent, `false` when `NOTIFY_SOCKET` is not set.
-    /// - Throws: ``SystemdError`` when `sd_notify` fails (for instance the socket is gone).
+    /// - Returns: `true` when the message was sent, `false` when `NOTIFY_SOCKET` is not set or
+    ///   empty (as ``isAvailable`` says; libsystemd itself would reject an empty one with EINVAL).
+    /// - Throws: ``SystemdError`` when `sd_notify` fails (for instance the socket is gone, or
+    ///   `NOTIFY_SOCKET` is a relative or too long path).
     @discardableResult
     public func notify(_ state: String) throws -> Bool {
+        guard isAvailable else { return false }
         let result = sd_notify(0, state)
         if result < 0 {
             throw SystemdError(function: "sd_notify", argument: state, errno: -result)

@@ -17,11 +17,19 @@ public import Loops
 /// so resolve such waits before advancing. Inside a body, ``sleep(for:)`` simulates work that
 /// takes time. A loop with interval 0 never goes back to sleep, so `advance` only returns once
 /// it has stopped (give it a `count`).
+///
+/// No value traps: simulated time is Int64 nanoseconds (boot time from 0, wall time from 1970),
+/// and every duration, date or step is clamped to what that holds rather than wrapping. A
+/// duration beyond ±292 years saturates; a date after 2262-04-11T23:47:16Z (or +infinity) reads
+/// as that instant, one before 1677-09-21T00:12:44Z (or −infinity) as that instant plus the boot
+/// time (wall time is an offset from boot time, and the offset is what clamps); a NaN date reads
+/// as 1970-01-01T00:00:00Z, so `advance(to:)` a NaN date does nothing. These are documented in
+/// the bad-input matrix of Documentation/Reliability.md.
 public final class VirtualClock: Sendable {
     let engine: VirtualEngine
 
     /// A clock whose wall time starts at `wallTime` (default 2026-01-01T00:00:00Z) and whose
-    /// boot time starts at `bootTime`.
+    /// boot time starts at `bootTime` (a negative one reads as zero: a boot clock starts at 0).
     public init(
         wallTime: Date = Date(timeIntervalSince1970: 1_767_225_600),
         bootTime: Duration = .seconds(1000)
@@ -54,14 +62,14 @@ public final class VirtualClock: Sendable {
     /// Moves time forward by `duration`, running every loop due on the way, in order, and
     /// returns once they are all asleep again. A negative duration does nothing.
     public func advance(by duration: Duration) async {
-        let target = engine.now(.continuous).addingReportingOverflow(duration.virtualNanoseconds).partialValue
+        let target = engine.now(.continuous).addingSaturated(duration.virtualNanoseconds)
         await engine.advance(toContinuous: target, suspending: false)
     }
 
     /// Moves time forward until the wall clock reads `date` (nothing happens for a date in the
-    /// past).
+    /// past, or NaN).
     public func advance(to date: Date) async {
-        let delta = date.virtualNanoseconds - engine.now(.realtime)
+        let delta = date.virtualNanoseconds.subtractingSaturated(engine.now(.realtime))
         guard delta > 0 else {
             await settle()
             return
@@ -72,7 +80,7 @@ public final class VirtualClock: Sendable {
     /// Simulates a system suspend of `duration`: the continuous clock and the wall clock move,
     /// the suspending clock does not. Loops due during the suspend run when it ends.
     public func suspend(for duration: Duration) async {
-        let target = engine.now(.continuous).addingReportingOverflow(duration.virtualNanoseconds).partialValue
+        let target = engine.now(.continuous).addingSaturated(duration.virtualNanoseconds)
         await engine.settleSuspend(to: target)
     }
 
@@ -111,7 +119,7 @@ public final class VirtualClock: Sendable {
     ///
     /// - Throws: `CancellationError` when the task is cancelled.
     public func sleep(for duration: Duration) async throws {
-        let deadline = engine.now(.continuous).addingReportingOverflow(duration.virtualNanoseconds).partialValue
+        let deadline = engine.now(.continuous).addingSaturated(duration.virtualNanoseconds)
         _ = try await engine.sleep(until: deadline, on: .continuous, waker: nil)
     }
 }

@@ -41,7 +41,7 @@ final class VirtualEngine: LoopEngine {
             switch clock {
             case .continuous: return continuous
             case .suspending: return continuous - suspended
-            case .realtime: return wallOrigin.addingReportingOverflow(continuous).partialValue
+            case .realtime: return wallOrigin.addingSaturated(continuous)
             }
         }
 
@@ -67,7 +67,7 @@ final class VirtualEngine: LoopEngine {
             let due = [
                 continuousSleepers.minimumDeadline,
                 suspendingSleepers.minimumDeadline.map { $0.addingSaturated(suspended) },
-                realtimeSleepers.minimumDeadline.map { $0.addingSaturated(0 &- wallOrigin) },
+                realtimeSleepers.minimumDeadline.map { $0.subtractingSaturated(wallOrigin) },
             ]
             return due.compactMap { $0 }.min()
         }
@@ -124,8 +124,8 @@ final class VirtualEngine: LoopEngine {
     let simulatedZone = SimulatedTimeZone()
 
     init(wallTime: Date, bootTime: Duration) {
-        let continuous = bootTime.virtualNanoseconds
-        state = LockedValue(State(continuous: continuous, wallOrigin: wallTime.virtualNanoseconds - continuous))
+        let continuous = max(bootTime.virtualNanoseconds, 0)
+        state = LockedValue(State(continuous: continuous, wallOrigin: wallTime.virtualNanoseconds.subtractingSaturated(continuous)))
     }
 
     // MARK: LoopEngine
@@ -209,7 +209,10 @@ final class VirtualEngine: LoopEngine {
         await waitUntilIdle()
         while true {
             let due = state.withLock { state -> [Sleeper]? in
-                guard let earliest = state.earliestDueTime, earliest <= target else {
+                // A deadline saturated at Int64.max (beyond 292 years) never comes, even when time
+                // is advanced to the end: else a loop whose next slot saturated would run there
+                // again and again.
+                guard let earliest = state.earliestDueTime, earliest <= target, earliest < .max else {
                     state.move(to: target, suspending: suspending)
                     return nil
                 }
@@ -230,7 +233,7 @@ final class VirtualEngine: LoopEngine {
     /// as the kernel reports ECANCELED on a timerfd armed with TFD_TIMER_CANCEL_ON_SET.
     func stepWallClock(by delta: Int64) async {
         await wakeRealtimeSleepers { state in
-            state.wallOrigin = state.wallOrigin.addingReportingOverflow(delta).partialValue
+            state.wallOrigin = state.wallOrigin.addingSaturated(delta)
         }
     }
 
@@ -282,18 +285,34 @@ extension Int64 {
         guard overflow else { return sum }
         return other > 0 ? .max : .min
     }
+
+    /// `self - other`, saturating.
+    func subtractingSaturated(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        guard overflow else { return difference }
+        return other < 0 ? .max : .min
+    }
 }
 
 extension Duration {
+    /// Whole nanoseconds, saturating at the bounds of `Int64` (about ±292 years).
     var virtualNanoseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue
-            .addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return scaled.addingSaturated(attoseconds / 1_000_000_000)
     }
 }
 
 extension Date {
+    /// Nanoseconds since 1970, clamped to what `Int64` holds (1677-09-21 to 2262-04-11); NaN
+    /// reads as 0.
     var virtualNanoseconds: Int64 {
-        Int64((timeIntervalSince1970 * 1e9).rounded())
+        let value = (timeIntervalSince1970 * 1e9).rounded()
+        guard !value.isNaN else { return 0 }
+        // 2^63 is exactly representable; every Double below it converts without trapping.
+        if value >= 9_223_372_036_854_775_808.0 { return .max }
+        if value <= -9_223_372_036_854_775_808.0 { return .min }
+        return Int64(value)
     }
 }

@@ -5,7 +5,10 @@ import Foundation
 ///
 /// Every bad input — an unknown flag, a missing or conflicting schedule, a value that does not
 /// parse — prints exactly one line on standard error and exits with status 2, so scripts can
-/// tell a usage error from a command's own failure. `--help` prints help and exits 0.
+/// tell a usage error from a command's own failure. `--help` prints help and exits 0. The word
+/// after an option that takes a value is always that value, even when it starts with `-`, so
+/// `--count -1` is reported as a count below 1 and `--every -5s` as a bad duration (rather than
+/// as a missing value).
 @main
 struct LoopsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -20,6 +20,7 @@ struct Next: ParsableCommand {
     @OptionGroup var schedule: ScheduleOptions
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "The start instant, ISO 8601 with a zone (2026-03-29T00:30:00Z, 2026-03-29T02:30:00.25+02:00); default now.",
             valueName: "iso8601"
@@ -27,7 +28,7 @@ struct Next: ParsableCommand {
     )
     var from: String?
 
-    @Option(help: "How many instants to print (at least 1).")
+    @Option(parsing: .unconditional, help: "How many instants to print (at least 1).")
     var count: Int = Next.defaultCount
 
     func run() throws {

@@ -38,11 +38,12 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var schedule: ScheduleOptions
 
-    @Option(help: "Stop after this many successful runs (at least 1); default: run until stopped.")
+    @Option(parsing: .unconditional, help: "Stop after this many successful runs (at least 1); default: run until stopped.")
     var count: Int?
 
     @Option(
         name: .customLong("retry-exit-codes"),
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Exit statuses that are retried with back-off, comma-separated: 75,111.",
             valueName: "codes"
@@ -68,7 +69,14 @@ struct Run: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        let schedule = try schedule.makeSchedule()
+        let schedule = try self.schedule.makeSchedule()
+        // What `loops next` accepts but a loop does not: an --every beyond a loop's longest
+        // interval (292 years). Checked here, so that it is bad input naming the flag.
+        do {
+            _ = try Loop(schedule: schedule) { _ in }
+        } catch let error as LoopError {
+            throw CommandLineError("\(self.schedule.flag): \(error.message)")
+        }
         if let count, count < 1 {
             throw CommandLineError("--count must be at least 1, got \(count)")
         }

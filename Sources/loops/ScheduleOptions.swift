@@ -5,10 +5,11 @@ import Loops
 /// The schedule flags shared by the subcommands: exactly one of `--every`, `--times`,
 /// `--calendar` and `--cron` (with an optional `--tz`).
 struct ScheduleOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A relative interval: 500ms, 5s, 1.5m, 1h30m.", valueName: "duration"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A relative interval: 500ms, 5s, 1.5m, 1h30m.", valueName: "duration"))
     var every: String?
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Times of day, comma-separated, HH:MM[:SS[.frac]][@Zone] (UTC by default): 09:00,17:30:15.25@Europe/Berlin.",
             valueName: "times"
@@ -16,14 +17,20 @@ struct ScheduleOptions: ParsableArguments {
     )
     var times: String?
 
-    @Option(help: ArgumentHelp("A systemd calendar expression (OnCalendar= syntax).", valueName: "expr"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A systemd calendar expression (OnCalendar= syntax).", valueName: "expr"))
     var calendar: String?
 
-    @Option(help: ArgumentHelp("A 5-field cron expression or @daily-style shortcut.", valueName: "expr"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("A 5-field cron expression or @daily-style shortcut.", valueName: "expr"))
     var cron: String?
 
-    @Option(help: ArgumentHelp("The time zone of --cron (default: the system's zone).", valueName: "zone"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("The time zone of --cron (default: the system's zone).", valueName: "zone"))
     var tz: String?
+
+    /// The schedule flag given (`--every`, …), for messages; the first when several were.
+    var flag: String {
+        [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
+            .first { $0.1 != nil }?.0 ?? "schedule"
+    }
 
     /// The schedule the flags describe.
     ///

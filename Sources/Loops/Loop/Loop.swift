@@ -321,8 +321,15 @@ public final class Loop: Sendable {
             return date
         case .elapsed(let deadline):
             let engine = clock.engine
-            let remaining = deadline - engine.now(clock.intervalClock)
-            return Date(nanosecondsSince1970: engine.now(.realtime) + remaining)
+            let now = engine.now(clock.intervalClock)
+            let wall = engine.now(.realtime)
+            // An interval of up to ~292 years can put the deadline past what Int64 nanoseconds
+            // since 1970 hold (year 2262): then the date is computed in seconds instead.
+            let (remaining, overflow) = deadline.subtractingReportingOverflow(now)
+            if !overflow, case (let instant, false) = wall.addingReportingOverflow(remaining) {
+                return Date(nanosecondsSince1970: instant)
+            }
+            return Date(nanosecondsSince1970: wall).addingTimeInterval((Double(deadline) - Double(now)) / 1e9)
         }
     }
 

@@ -11,6 +11,14 @@ enum RelativeInterval {
             throw LoopError(.invalidInterval, "\(name) must be finite, got \(value)")
         }
         let total = seconds + minutes * 60 + hours * 3600
+        guard !total.isNaN else {
+            // Finite parts whose products overflow with opposite signs: inf − inf.
+            throw LoopError(
+                .invalidInterval,
+                "interval is not a number: seconds + 60·minutes + 3600·hours overflows "
+                    + "(seconds: \(seconds), minutes: \(minutes), hours: \(hours))"
+            )
+        }
         guard total.isFinite, total <= maximumSeconds else {
             throw LoopError(
                 .invalidInterval,

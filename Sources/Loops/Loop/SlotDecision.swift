@@ -129,7 +129,7 @@ struct SlotDecision: Sendable {
             last = elapsed
         case .slot(.wall(let date)):
             // Switched from a wall-clock schedule: its last slot expressed on the interval clock.
-            last = now.elapsed - (now.wall - date.nanosecondsSince1970)
+            last = now.elapsed.addingClamped(date.nanosecondsSince1970.subtractingClamped(now.wall))
         }
         let next = last.addingClamped(interval)
         if next > now.elapsed {
@@ -145,7 +145,7 @@ struct SlotDecision: Sendable {
             slot = next
         } else {
             // .skip: the latest grid point not after now stands for all the missed ones.
-            slot = next + (now.elapsed - next) / interval * interval
+            slot = next.addingClamped(now.elapsed.subtractingClamped(next) / interval * interval)
         }
         return SlotDecision(step: .runNow(slot: .elapsed(slot), next: .elapsed(slot.addingClamped(interval))))
     }
@@ -211,5 +211,12 @@ extension Int64 {
         let (sum, overflow) = addingReportingOverflow(other)
         if overflow { return other > 0 ? .max : .min }
         return sum
+    }
+
+    /// `self - other`, saturating instead of trapping.
+    func subtractingClamped(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        if overflow { return other < 0 ? .max : .min }
+        return difference
     }
 }

@@ -77,11 +77,14 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// Every schedule ends before 10000-01-01T00:00:00Z: there is no instant at or after it (for
     /// a `date` there, not even for ``every(_:)``), so each instant prints with a four-digit year.
     /// Calendar expressions end after 2199, as in systemd.
+    ///
+    /// Bad input gives `nil`, never a trap: a `date` that is NaN or infinite, and an
+    /// ``every(_:)`` with a negative interval (which a ``Loop`` refuses), have no instants.
     public func nextFire(onOrAfter date: Date) -> Date? {
-        guard date < Self.endOfInstants else { return nil }
+        guard date < Self.endOfInstants, date.timeIntervalSinceReferenceDate.isFinite else { return nil }
         switch kind {
-        case .every:
-            return date
+        case .every(let rule):
+            return rule.interval >= .zero ? date : nil
         case .times(let rule):
             return rule.nextFire(onOrAfter: date)
         case .calendar(let expression):
@@ -102,6 +105,9 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// 9999-12-31T23:59:59.999999Z and stops at the first that would be later, whatever the kind,
     /// intervals included. From 9999-12-31T23:59:58Z, every 1 s gives 23:59:58 and 23:59:59, and
     /// every 5 s gives 23:59:58 alone; from 10000-01-01T00:00:00Z or later the sequence is empty.
+    ///
+    /// A zero interval repeats `start` (a loop with interval 0 runs back to back); a negative
+    /// interval, or a `start` that is NaN or infinite, gives an empty sequence.
     public func fireDates(from start: Date) -> some Sequence<Date> {
         let first = nextFire(onOrAfter: start)
         // For intervals, `start + n·interval` (not repeated addition), so rounding never builds up.
