@@ -1,50 +1,11 @@
 import Foundation
 import Testing
 
-/// What `loops` printed and how it ended.
-private struct CommandResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-}
-
-/// Runs `loops` to completion with output captured in files (no pipe can fill up), without the
-/// systemd variables of the test process.
-private func loops(_ arguments: [String], environment extra: [String: String] = [:]) throws -> CommandResult {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("loops-bad-input-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout")
-    let errURL = directory.appendingPathComponent("stderr")
-    guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    else { throw CocoaError(.fileWriteUnknown) }
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let process = Process()
-    process.executableURL = try loopsBinary()
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { environment[key] = nil }
+/// Runs `loops` to completion without the systemd variables of the test process.
+private func loops(_ arguments: [String], environment extra: [String: String] = [:]) throws -> ProgramOutcome {
+    var environment: [String: String?] = ["NOTIFY_SOCKET": nil, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]
     for (key, value) in extra { environment[key] = value }
-    process.environment = environment
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return CommandResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-    )
+    return try runToCompletion(try loopsBinary(), arguments, environment: environment)
 }
 
 /// The CLI cells of the bad-input matrix (Documentation/Reliability.md) that `loops next` and

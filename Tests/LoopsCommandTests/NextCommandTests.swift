@@ -1,52 +1,8 @@
 import Foundation
 import Testing
 
-/// What a run of a program printed and how it ended.
-private struct Outcome {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-}
-
-/// Runs a program to completion with output captured in temporary files (no pipe can fill up).
-private func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("loops-next-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout")
-    let errURL = directory.appendingPathComponent("stderr")
-    guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    else { throw CocoaError(.fileWriteUnknown) }
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return Outcome(
-        status: process.terminationStatus,
-        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-    )
-}
-
-private func loops(_ arguments: String..., environment: [String: String] = [:]) throws -> Outcome {
-    try run(try loopsBinary(), arguments, environment: environment)
+private func loops(_ arguments: String..., environment: [String: String] = [:]) throws -> ProgramOutcome {
+    try runToCompletion(try loopsBinary(), arguments, environment: environment)
 }
 
 /// Unix seconds → `YYYY-MM-DDTHH:MM:SS.ffffffZ` through Foundation's calendar, independently
@@ -130,7 +86,7 @@ struct NextCommandTests {
     ])
     func calendarMatchesSystemd(expression: String, zone: String) throws {
         let base: Int64 = 1_774_650_007  // 2026-03-27T22:20:07Z, just before Berlin's spring-forward
-        let systemd = try run(
+        let systemd = try runToCompletion(
             URL(fileURLWithPath: "/usr/bin/systemd-analyze"),
             ["calendar", "--iterations=8", "--base-time=@\(base)", expression],
             environment: ["TZ": zone]
@@ -182,7 +138,7 @@ struct NextCommandTests {
         (["next", "--calendar", "not a calendar"], "--calendar"),
     ])
     func badInputIsOneLineAndStatusTwo(arguments: [String], named part: String) throws {
-        let outcome = try run(try loopsBinary(), arguments)
+        let outcome = try runToCompletion(try loopsBinary(), arguments)
         #expect(outcome.status == 2, "\(arguments)")
         #expect(outcome.stdout.isEmpty, "\(arguments)")
         let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false)
@@ -200,7 +156,7 @@ struct NextCommandTests {
     ])
     func localZoneSchedulesRejectATZThatNamesNoZone(tz: String, problem: String) throws {
         for schedule in [["--cron", "0 9 * * *"], ["--calendar", "*-*-* 09:00"], ["--calendar", "daily"]] {
-            let outcome = try run(try loopsBinary(), ["next"] + schedule + ["--count", "1"], environment: ["TZ": tz])
+            let outcome = try runToCompletion(try loopsBinary(), ["next"] + schedule + ["--count", "1"], environment: ["TZ": tz])
             #expect(outcome.status == 2, "\(schedule)")
             #expect(outcome.stdout.isEmpty, "\(schedule)")
             #expect(
@@ -213,7 +169,7 @@ struct NextCommandTests {
             ["--cron", "0 9 * * *", "--tz", "Europe/Berlin"], ["--calendar", "*-*-* 09:00 UTC"], ["--times", "09:00"],
             ["--every", "1h"],
         ] {
-            let outcome = try run(
+            let outcome = try runToCompletion(
                 try loopsBinary(), ["next"] + schedule + ["--count", "1", "--from", "2026-07-01T00:00:00Z"], environment: ["TZ": tz]
             )
             #expect(outcome.status == 0 && outcome.stderr.isEmpty, "\(schedule): \(outcome.stderr)")
@@ -235,7 +191,7 @@ struct NextCommandTests {
     ])
     func localZoneSchedulesFollowATZThatNamesAZone(tz: String, expected: String) throws {
         for schedule in [["--cron", "0 9 * * *"], ["--calendar", "*-*-* 09:00"]] {
-            let outcome = try run(
+            let outcome = try runToCompletion(
                 try loopsBinary(), ["next"] + schedule + ["--from", "2026-06-30T12:00:00Z", "--count", "1"],
                 environment: ["TZ": tz]
             )
@@ -258,7 +214,7 @@ struct NextCommandTests {
             (["--cron", "0 0 * * *", "--tz", "Asia/Tokyo", "--from", "9999-12-31T00:00:00Z"], ["9999-12-31T15:00:00.000000Z"]),
         ]
         for (arguments, expected) in cases {
-            let outcome = try run(try loopsBinary(), ["next"] + arguments + ["--count", "5"])
+            let outcome = try runToCompletion(try loopsBinary(), ["next"] + arguments + ["--count", "5"])
             #expect(outcome.status == 0 && outcome.stderr.isEmpty, "\(arguments): \(outcome.stderr)")
             #expect(outcome.lines == expected, "\(arguments)")
             #expect(outcome.lines.allSatisfy { $0.wholeMatch(of: format) != nil }, "\(outcome.lines)")
