@@ -127,9 +127,13 @@ struct LoopAnchorTests {
         let loop = try Loop(seconds: 0.1, count: 3, executor: DispatchQueueExecutor(queue)) { _ in
             stamps.withLock { $0.append(ContinuousClock.now - origin) }
         }
-        // The queue is busy for 80 ms, so the run's task cannot begin at once.
+        // The queue is busy for 80 ms, so the run's task cannot begin at once. The busy block
+        // notes when its sleep begins: this thread may wake from `busy.wait()` some ms later on a
+        // loaded machine (or under a sanitizer), so `startedAt` is no bound for the first body.
         let busy = DispatchSemaphore(value: 0)
+        let busyFrom = LockedValue<Duration>(.zero)
         queue.async {
+            busyFrom.withLock { $0 = ContinuousClock.now - origin }
             busy.signal()
             Thread.sleep(forTimeInterval: 0.08)
         }
@@ -141,7 +145,7 @@ struct LoopAnchorTests {
         #expect(times.count == 3)
         // The first body waits for the queue; the second is due at start() + 100 ms, not at
         // first body + 100 ms (≥ 180 ms). The bounds leave 50 ms for a late wake.
-        #expect(times[0] >= startedAt + .milliseconds(75))
+        #expect(times[0] >= busyFrom.withLock { $0 } + .milliseconds(75), "\(times) from \(startedAt)")
         #expect(times[1] >= startedAt + .milliseconds(100))
         #expect(times[1] < startedAt + .milliseconds(150), "\(times) from \(startedAt)")
         #expect(times[2] >= startedAt + .milliseconds(200))
