@@ -1,10 +1,10 @@
-import ArgumentParser
+public import ArgumentParser
 import Foundation
-import Loops
+public import Loops
 
 /// The schedule flags shared by the subcommands: exactly one of `--every`, `--times`,
 /// `--calendar` and `--cron` (with an optional `--tz`).
-struct ScheduleOptions: ParsableArguments {
+public struct ScheduleOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A relative interval: 500ms, 5s, 1.5m, 1h30m.", valueName: "duration"))
     var every: String?
 
@@ -25,11 +25,14 @@ struct ScheduleOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The time zone of --cron (default: the system's zone).", valueName: "zone"))
     var tz: String?
 
+    /// No schedule yet, for argument-parser, which fills in the options.
+    public init() {}
+
     /// The schedule the flags describe.
     ///
     /// - Throws: ``CommandLineError`` naming the flag and the bad value, or the value of `TZ`
     ///   when the schedule reads the local zone and `TZ` names no zone loops can use.
-    func makeSchedule() throws -> Schedule {
+    public func makeSchedule() throws -> Schedule {
         let given = [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
             .filter { $0.1 != nil }
         guard given.count == 1, let (flag, value) = given.first.map({ ($0.0, $0.1 ?? "") }) else {

@@ -1,11 +1,12 @@
-import ArgumentParser
-import Foundation
+public import ArgumentParser
+public import Foundation
 import Loops
 
 /// `loops next`: the instants at which a loop started at `--from` would fire if its body took
 /// no time, one per line in UTC with microseconds.
-struct Next: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct Next: ParsableCommand {
+    /// The help texts of `loops next`.
+    public static let configuration = CommandConfiguration(
         abstract: "Print the next instants of a schedule, one per line, in UTC.",
         discussion: """
             Exactly one of --every, --times, --calendar and --cron gives the schedule. Instants are \
@@ -30,7 +31,30 @@ struct Next: ParsableCommand {
     @Option(help: "How many instants to print (at least 1).")
     var count: Int = Next.defaultCount
 
-    func run() throws {
+    /// An empty command, for argument-parser, which fills in the options.
+    public init() {}
+
+    /// Prints the instants on standard output.
+    public func run() throws {
+        var output = ""
+        try forEachLine(now: Date()) { line in
+            output += line
+            if output.utf8.count >= 64 * 1024 {
+                FileHandle.standardOutput.write(Data(output.utf8))
+                output = ""
+            }
+        }
+        FileHandle.standardOutput.write(Data(output.utf8))
+    }
+
+    /// Everything `run()` does short of writing: checks the options and hands each output line
+    /// (with its newline) to `body`, starting from `now` when `--from` is absent.
+    ///
+    /// `limit` caps the number of lines below `--count`, so that a caller that cannot wait for
+    /// `--count 1000000000` (a fuzz target) still runs exactly this code.
+    ///
+    /// - Throws: ``CommandLineError`` naming the option and the bad value.
+    public func forEachLine(now: Date, limit: Int = .max, _ body: (String) throws -> Void) throws {
         let schedule = try schedule.makeSchedule()
         let start = try from.map { text in
             guard let date = InstantFormat.parse(text) else {
@@ -39,18 +63,12 @@ struct Next: ParsableCommand {
                 )
             }
             return date
-        } ?? Date()
+        } ?? now
         guard count >= 1 else {
             throw CommandLineError("--count must be at least 1, got \(count)")
         }
-        var output = ""
-        for date in schedule.fireDates(from: start).prefix(count) {
-            output += InstantFormat.format(date) + "\n"
-            if output.utf8.count >= 64 * 1024 {
-                FileHandle.standardOutput.write(Data(output.utf8))
-                output = ""
-            }
+        for date in schedule.fireDates(from: start).prefix(min(count, max(limit, 0))) {
+            try body(InstantFormat.format(date) + "\n")
         }
-        FileHandle.standardOutput.write(Data(output.utf8))
     }
 }
