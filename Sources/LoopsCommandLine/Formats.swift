@@ -145,8 +145,14 @@ public enum TimesFormat {
 public enum InstantFormat {
     private static let referenceOffset: Int64 = 978_307_200
 
+    /// 0000-01-01T00:00:00Z in seconds since 1970, the earliest instant the tool reads: before
+    /// it, ``format(_:)`` would need a negative year, which is neither the documented form nor
+    /// readable back as `--from`.
+    private static let earliestUnix = WallClock.days(year: 0, month: 1, day: 1) * 86_400
+
     /// `YYYY-MM-DDTHH:MM[:SS[.frac]]` followed by `Z`, `±HH:MM`, `±HHMM` or `±HH`; a space may
-    /// replace the `T`. A zone is required: the tool prints UTC and guesses nothing.
+    /// replace the `T`. A zone is required: the tool prints UTC and guesses nothing. `nil` also
+    /// for instants before 0000-01-01T00:00:00Z (`0000-01-01T00:00:00+01:00`).
     public static func parse(_ text: String) -> Date? {
         let scalars = Array(text.utf8)
         var index = 0
@@ -209,6 +215,7 @@ public enum InstantFormat {
         else { return nil }
         let unix = WallClock.days(year: Int64(year), month: month, day: day) * 86_400
             + Int64(hour * 3600 + minute * 60 + second - offset)
+        guard unix >= earliestUnix else { return nil }
         return Date(timeIntervalSinceReferenceDate: Double(unix - referenceOffset) + fraction)
     }
 

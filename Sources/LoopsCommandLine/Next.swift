@@ -59,7 +59,7 @@ public struct Next: ParsableCommand {
         let start = try from.map { text in
             guard let date = InstantFormat.parse(text) else {
                 throw CommandLineError(
-                    "--from: '\(text)' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"
+                    "--from: '\(text)' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"
                 )
             }
             return date
