@@ -1,7 +1,7 @@
 # swift-loops — every entry point installs what it needs first.
 SWIFT ?= swift
 
-.PHONY: all demo test check tsan asan ubsan build bench zone-sweep system-packages clean
+.PHONY: all demo test check tsan asan ubsan build bench zone-sweep fuzz fuzz-ci system-packages clean
 
 all: build
 
@@ -79,5 +79,19 @@ ubsan: system-packages
 	$(SAN_ENV) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(SAN_TEST) --scratch-path .build-ubsan $(UBSAN_FLAGS)
 
+## libFuzzer with AddressSanitizer on the calendar, cron and --times parsers, the tool's --every
+## and --from parsers and the whole `loops next` argument vector: builds the separate Fuzz/
+## package into .build-fuzz and runs each of the 6 targets for FUZZ_SECONDS from its committed
+## seed corpus (Fuzz/Corpus/<target>); new inputs go to .build-fuzz/corpus/<target>, crashes to
+## .build-fuzz/artifacts/<target>/. Prints executions per target; fails on any crash, hang
+## (an input over 2 s) or leak. About 6 × FUZZ_SECONDS plus the build (~4 min cold).
+FUZZ_SECONDS ?= 60
+fuzz: system-packages
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+## The CI length: 10 s per target (about 1 minute plus the build).
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
 clean:
-	rm -rf .build .build-tsan .build-asan .build-ubsan
+	rm -rf .build .build-tsan .build-asan .build-ubsan .build-fuzz

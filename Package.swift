@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "LoopsTestKit", targets: ["LoopsTestKit"]),
         .library(name: "LoopsSystemd", targets: ["LoopsSystemd"]),
         .library(name: "LoopsServiceLifecycle", targets: ["LoopsServiceLifecycle"]),
+        // The parsing behind the `loops` tool, a product so that the fuzz targets of Fuzz/ (a
+        // package of their own) can run it in-process; not a stable API.
+        .library(name: "LoopsCommandLine", targets: ["LoopsCommandLine"]),
         .executable(name: "loops", targets: ["LoopsCommand"]),
     ],
     dependencies: [
@@ -65,10 +68,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Everything of `loops next` short of writing to stdout, and the value formats of the tool.
+        .target(
+            name: "LoopsCommandLine",
+            dependencies: [
+                "Loops",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "LoopsCommand",
             dependencies: [
                 "Loops",
+                "LoopsCommandLine",
                 "LoopsSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LoopsCommandLine
 
 /// The `loops` tool: inspect schedules (`loops next`) and run commands on them (`loops run`).
 ///
@@ -50,29 +51,6 @@ struct LoopsCommand: AsyncParsableCommand {
 
     /// `loops: error: <message>` on one line, whatever the error.
     static func oneLine(for error: any Error) -> String {
-        let message: String
-        if let commandLineError = error as? CommandLineError {
-            message = commandLineError.message
-        } else {
-            message = self.message(for: error)
-        }
-        let text = message
-            .split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-            .joined(separator: " ")
-        let stripped = text.hasPrefix("Error: ") ? String(text.dropFirst("Error: ".count)) : text
-        return "loops: error: " + (stripped.isEmpty ? "invalid arguments" : stripped)
+        CommandLineError.oneLine(for: error, command: self)
     }
-}
-
-/// A bad value on the command line; the message names the option and the value.
-struct CommandLineError: Error, CustomStringConvertible {
-    let message: String
-
-    init(_ message: String) {
-        self.message = message
-    }
-
-    var description: String { message }
 }

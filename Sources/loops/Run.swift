@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import Loops
+import LoopsCommandLine
 import LoopsSystemd
 import Synchronization
 

@@ -227,3 +227,20 @@ struct NextCommandTests {
         #expect(outcome.stdout.contains("--every"))
     }
 }
+
+/// Inputs found by the fuzz targets of Fuzz/ (their files are in Fuzz/Corpus/<target>/regression-*).
+@Suite("loops next: fuzz regressions")
+struct NextCommandFuzzRegressionTests {
+    /// Fuzz/Corpus/next-arguments/regression-negative-year: an offset took `--from` before the
+    /// year 0000 and the tool printed `-0001-12-31T23:00:00.000000Z`, a line in no documented
+    /// form that `--from` cannot read back. Such a start is bad input now.
+    @Test func fromBeforeTheYear0000IsRejected() throws {
+        let outcome = try loops("next", "--from", "0000-01-01T00:00:00+01:00", "--every", "1s")
+        #expect(outcome.status == 2)
+        #expect(outcome.stdout.isEmpty)
+        #expect(outcome.stderr.contains("--from: '0000-01-01T00:00:00+01:00'"), "\(outcome.stderr)")
+        let earliest = try loops("next", "--from", "0000-01-01T00:00:00Z", "--every", "1s", "--count", "1")
+        #expect(earliest.status == 0)
+        #expect(earliest.lines == ["0000-01-01T00:00:00.000000Z"])
+    }
+}

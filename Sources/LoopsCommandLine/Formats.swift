@@ -1,16 +1,18 @@
-import Foundation
-import Loops
+public import Foundation
+public import Loops
 
 /// `--every` values: one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`, numbers
 /// with an optional fraction: `5s`, `250ms`, `1.5m`, `1h30m`.
-enum DurationFormat {
+public enum DurationFormat {
     private static let units: [(suffix: String, nanoseconds: Int64)] = [
         ("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000),
     ]
 
     /// The duration, computed in whole nanoseconds from the decimal text so that `0.1s` is
     /// exactly 100 ms.
-    static func parse(_ text: String) throws -> Duration {
+    ///
+    /// - Throws: ``CommandLineError`` naming the text and what is wrong with it.
+    public static func parse(_ text: String) throws -> Duration {
         func fail(_ problem: String) -> CommandLineError {
             CommandLineError("'\(text)' \(problem)")
         }
@@ -78,8 +80,11 @@ enum DurationFormat {
 }
 
 /// `--times` values: `HH:MM[:SS[.frac]][@Zone]`, comma-separated; UTC when no zone is given.
-enum TimesFormat {
-    static func parse(_ text: String) throws -> [TimeOfDay] {
+public enum TimesFormat {
+    /// The times of day of `text`, in the order given.
+    ///
+    /// - Throws: ``CommandLineError`` naming the item that is not a time or names no zone.
+    public static func parse(_ text: String) throws -> [TimeOfDay] {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
         var result: [TimeOfDay] = []
         for item in items {
@@ -137,12 +142,18 @@ enum TimesFormat {
 }
 
 /// Instants on the command line: ISO 8601 in, `YYYY-MM-DDTHH:MM:SS.ffffffZ` out.
-enum InstantFormat {
+public enum InstantFormat {
     private static let referenceOffset: Int64 = 978_307_200
 
+    /// 0000-01-01T00:00:00Z in seconds since 1970, the earliest instant the tool reads: before
+    /// it, ``format(_:)`` would need a negative year, which is neither the documented form nor
+    /// readable back as `--from`.
+    private static let earliestUnix = WallClock.days(year: 0, month: 1, day: 1) * 86_400
+
     /// `YYYY-MM-DDTHH:MM[:SS[.frac]]` followed by `Z`, `±HH:MM`, `±HHMM` or `±HH`; a space may
-    /// replace the `T`. A zone is required: the tool prints UTC and guesses nothing.
-    static func parse(_ text: String) -> Date? {
+    /// replace the `T`. A zone is required: the tool prints UTC and guesses nothing. `nil` also
+    /// for instants before 0000-01-01T00:00:00Z (`0000-01-01T00:00:00+01:00`).
+    public static func parse(_ text: String) -> Date? {
         let scalars = Array(text.utf8)
         var index = 0
         func digits(_ count: Int) -> Int? {
@@ -204,11 +215,12 @@ enum InstantFormat {
         else { return nil }
         let unix = WallClock.days(year: Int64(year), month: month, day: day) * 86_400
             + Int64(hour * 3600 + minute * 60 + second - offset)
+        guard unix >= earliestUnix else { return nil }
         return Date(timeIntervalSinceReferenceDate: Double(unix - referenceOffset) + fraction)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, rounded to the nearest microsecond.
-    static func format(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String {
         let reference = date.timeIntervalSinceReferenceDate
         var whole = reference.rounded(.down)
         var micros = ((reference - whole) * 1e6).rounded()

@@ -1,10 +1,10 @@
-import ArgumentParser
+public import ArgumentParser
 import Foundation
-import Loops
+public import Loops
 
 /// The schedule flags shared by the subcommands: exactly one of `--every`, `--times`,
 /// `--calendar` and `--cron` (with an optional `--tz`).
-struct ScheduleOptions: ParsableArguments {
+public struct ScheduleOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("A relative interval: 500ms, 5s, 1.5m, 1h30m.", valueName: "duration"))
     var every: String?
 
@@ -27,16 +27,19 @@ struct ScheduleOptions: ParsableArguments {
     var tz: String?
 
     /// The schedule flag given (`--every`, …), for messages; the first when several were.
-    var flag: String {
+    public var flag: String {
         [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
             .first { $0.1 != nil }?.0 ?? "schedule"
     }
+
+    /// No schedule yet, for argument-parser, which fills in the options.
+    public init() {}
 
     /// The schedule the flags describe.
     ///
     /// - Throws: ``CommandLineError`` naming the flag and the bad value, or the value of `TZ`
     ///   when the schedule reads the local zone and `TZ` names no zone loops can use.
-    func makeSchedule() throws -> Schedule {
+    public func makeSchedule() throws -> Schedule {
         let given = [("--every", every), ("--times", times), ("--calendar", calendar), ("--cron", cron)]
             .filter { $0.1 != nil }
         guard given.count == 1, let (flag, value) = given.first.map({ ($0.0, $0.1 ?? "") }) else {
