@@ -64,14 +64,14 @@ struct BadInputCommandTests {
     }
 
     @Test(arguments: [
-        (["--from", ""], "--from: '' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-13-01T00:00:00Z"], "--from: '2026-13-01T00:00:00Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-00T00:00:00Z"], "--from: '2026-01-00T00:00:00Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-01T24:00:00Z"], "--from: '2026-01-01T24:00:00Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-01T00:60:00Z"], "--from: '2026-01-01T00:60:00Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-01T00:00:61Z"], "--from: '2026-01-01T00:00:61Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-01T00:00:00+24:00"], "--from: '2026-01-01T00:00:00+24:00' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
-        (["--from", "2026-01-01T00:00:00.Z"], "--from: '2026-01-01T00:00:00.Z' is not an ISO 8601 instant with a zone, such as 2026-03-29T00:30:00Z"),
+        (["--from", ""], "--from: '' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-13-01T00:00:00Z"], "--from: '2026-13-01T00:00:00Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-00T00:00:00Z"], "--from: '2026-01-00T00:00:00Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-01T24:00:00Z"], "--from: '2026-01-01T24:00:00Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-01T00:60:00Z"], "--from: '2026-01-01T00:60:00Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-01T00:00:61Z"], "--from: '2026-01-01T00:00:61Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-01T00:00:00+24:00"], "--from: '2026-01-01T00:00:00+24:00' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
+        (["--from", "2026-01-01T00:00:00.Z"], "--from: '2026-01-01T00:00:00.Z' is not an ISO 8601 instant with a zone from year 0000 on, such as 2026-03-29T00:30:00Z"),
         (["--count", "-1"], "--count must be at least 1, got -1"),
         (["--count", "99999999999999999999"], "The value '99999999999999999999' is invalid for '--count <count>'"),
         (["--count"], "Missing value for '--count <count>'"),
