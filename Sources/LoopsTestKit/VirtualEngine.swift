@@ -146,6 +146,14 @@ final class VirtualEngine: LoopEngine {
                 enum Action { case resume(WakeReason), suspend([UnsafeContinuation<Void, Never>]) }
                 let action = state.withLock { state -> Action in
                     if state.now(clock) >= deadline { return .resume(.deadlineReached) }
+                    // Armed under the lock, before the sleeper counts as asleep: a wake that came
+                    // first must not let `advance` see the loop idle (and move time on) while
+                    // the sleeper is about to be taken out again. `arm` never runs the action
+                    // itself, and `wake()` runs it outside the waker's lock, so this lock order
+                    // (state, then waker) cannot deadlock.
+                    if let waker, !waker.arm({ [weak self] in self?.interrupt(id, with: .interrupted) }) {
+                        return .resume(.interrupted)
+                    }
                     state.insert(
                         Sleeper(id: id, clock: clock, participant: isParticipant, continuation: continuation, waker: waker),
                         deadline: deadline
@@ -156,9 +164,6 @@ final class VirtualEngine: LoopEngine {
                 case .resume(let reason):
                     continuation.resume(returning: reason)
                 case .suspend(let idleWaiters):
-                    if let waker, !waker.arm({ [weak self] in self?.interrupt(id, with: .interrupted) }) {
-                        interrupt(id, with: .interrupted)
-                    }
                     for waiter in idleWaiters { waiter.resume() }
                 }
             }
