@@ -13,6 +13,8 @@ public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
             case invalidTimeZone
             case alreadyRunning
             case systemTimer
+            case invalidOption
+            case timedOut
         }
 
         private let kind: Kind
@@ -37,6 +39,13 @@ public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let alreadyRunning = Code(.alreadyRunning)
         /// The kernel refused a timer operation (the message names the call and the errno).
         public static let systemTimer = Code(.systemTimer)
+        /// A loop option out of range: a `timeout` that is not positive, a negative randomized
+        /// delay, an empty name (the message names the option and the value).
+        public static let invalidOption = Code(.invalidOption)
+        /// An iteration ran past the loop's `timeout`: its body was cancelled. The error goes
+        /// through the loop's error path like one the body threw (`onError`, the failure
+        /// policy; retried only if `LoopError` is among the handled types).
+        public static let timedOut = Code(.timedOut)
 
         /// The code's name, e.g. `invalidInterval`.
         public var description: String { kind.rawValue }

@@ -135,8 +135,18 @@ final class VirtualEngine: LoopEngine {
     }
 
     package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
+        try await sleep(until: deadline, on: clock, waker: waker, countsAsIdle: true)
+    }
+
+    /// A sleep that never makes its loop count as idle: time moves on only once the loop's body
+    /// sleeps on this engine too (or returns).
+    package func watch(until deadline: Int64, on clock: EngineClock) async throws {
+        _ = try await sleep(until: deadline, on: clock, waker: nil, countsAsIdle: false)
+    }
+
+    private func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?, countsAsIdle: Bool) async throws -> WakeReason {
         try Task.checkCancellation()
-        let isParticipant = Self.participant == ObjectIdentifier(self)
+        let isParticipant = countsAsIdle && Self.participant == ObjectIdentifier(self)
         let id = state.withLock { state -> UInt64 in
             state.nextSleeperID += 1
             return state.nextSleeperID

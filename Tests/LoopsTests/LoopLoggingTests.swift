@@ -58,10 +58,20 @@ struct LoopLoggingTests {
         loop.setBackoffJitter { _ in 1 }
         try loop.start()
         await clock.advance(by: .seconds(10))
-        let entries = captured.entries
+        // Trace lines (each iteration's beginning) are checked elsewhere.
+        let entries = captured.entries.filter { $0.level > .trace }
         #expect(entries.map(\.level) == [.debug, .error])
         #expect(entries.last?.message == "loop ended by an unhandled error")
         #expect(entries.last?.metadata["error"] == "UnhandledTestError()")
+        // Every line names the loop and the iteration, with its slot.
+        for entry in entries {
+            #expect(entry.metadata["loop.name"] == loop.name)
+            #expect(entry.metadata["loop.iteration"] == "0")
+            #expect(entry.metadata["loop.scheduled_at"] != nil)
+            #expect(entry.metadata["loop.lateness_ms"] != nil)
+        }
+        #expect(entries.last?.metadata["loop.duration_ms"] != nil)
+        #expect(loop.name.hasPrefix("LoopsTests/LoopLoggingTests.swift:"))
         #expect(loop.failed)
     }
 

@@ -38,6 +38,13 @@ package protocol LoopEngine: AnyObject, Sendable {
     /// - Throws: `CancellationError` when the task is cancelled (at once, also when it was
     ///   cancelled before the call), ``LoopError`` when the system timer fails.
     func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason
+    /// Suspends the calling task until `deadline` on `clock`: a watch on the loop's own work
+    /// (an iteration's timeout), not the loop waiting. Virtual time does not count this sleep
+    /// as the loop being idle, so it does not move on while the body works.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled, ``LoopError`` when the system
+    ///   timer fails.
+    func watch(until deadline: Int64, on clock: EngineClock) async throws
 
     /// A loop became active (`start()` or `run()` was accepted while it was idle). Called
     /// synchronously, before the loop's task runs, so virtual time knows to wait for it.
@@ -60,6 +67,11 @@ package protocol LoopEngine: AnyObject, Sendable {
 }
 
 extension LoopEngine {
+    /// A plain sleep: only virtual time tells watches from sleeps.
+    package func watch(until deadline: Int64, on clock: EngineClock) async throws {
+        _ = try await sleep(until: deadline, on: clock, waker: nil)
+    }
+
     /// Nothing to do: kernel-timer engines track sleepers, not loops.
     package func loopDidActivate() {}
 

@@ -1,5 +1,7 @@
+public import CoreMetrics
 public import Foundation
 public import Logging
+public import Tracing
 
 /// A background loop: runs its body every interval or at wall-clock times, with the API of
 /// Python's `disnake.ext.tasks.Loop`.
@@ -15,14 +17,24 @@ public import Logging
 /// the global executor (or on the `executor` given at creation). Every way a run can end goes
 /// through `afterLoop`; an unhandled error also goes through `onError`, which by default logs
 /// it at `.error` through the loop's `Logger`: a loop never dies silently.
+///
+/// Every loop has a ``name`` that its log lines (metadata `loop.name`), metrics (dimension
+/// `loop`) and spans carry, and a started loop is listed by ``registered`` with its ``status``.
 public final class Loop: Sendable {
     /// The body's signature: it receives the loop, so it can read `currentLoop` or call `stop()`.
     public typealias Body = @Sendable (Loop) async throws -> Void
 
     let body: Body
     let clock: LoopClock
+    /// The injected logger, with `loop.name` in its metadata.
     let logger: Logger
     let executor: (any TaskExecutor)?
+    /// The loop's name: given, or where the loop was created.
+    public let name: String
+    /// nil when no metrics backend and no tracer are in use.
+    let instruments: LoopInstruments?
+    /// The per-iteration timeout in nanoseconds.
+    let timeout: Int64?
     let state: LockedValue<LoopStateMachine>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
@@ -37,59 +49,111 @@ public final class Loop: Sendable {
     /// - Parameters:
     ///   - count: the number of successful iterations after which the loop ends; nil for no end.
     ///   - reconnect: whether errors of the handled types are retried after a back-off.
+    ///   - name: the loop's name in logs, metrics, spans and the registry; when nil,
+    ///     `File.swift:line` of the call that created the loop.
     ///   - missedTicks: what to do after an overrun; `.delay` when nil.
+    ///   - timeout: the longest an iteration's body may run; the body is then cancelled and the
+    ///     iteration fails with a ``LoopError`` of code ``LoopError/Code/timedOut``.
+    ///   - onFailure: what an unhandled error does: end the loop (the default) or keep the
+    ///     schedule.
+    ///   - randomizedDelay: a random delay added to each iteration (systemd's
+    ///     `RandomizedDelaySec=`); never moves the grid.
+    ///   - firstIteration: when the first iteration runs: at start (the default), after one
+    ///     interval, or at a given instant.
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
-    ///     for an instant its schedule gave that is not after the last scheduled one).
-    /// - Throws: ``LoopError`` for a negative, non-finite or too large total, or a `count` ≤ 0.
+    ///     for an instant its schedule gave that is not after the last scheduled one); by
+    ///     default the task-local `Logger.current` of the caller.
+    ///   - metrics: where iterations, errors, timeouts, missed ticks, body durations and wake
+    ///     lateness are counted; when nil, swift-metrics' global `MetricsSystem.factory`.
+    ///   - tracer: where each iteration's span goes; when nil, `InstrumentationSystem.tracer`.
+    /// - Throws: ``LoopError`` for a negative, non-finite or too large total, a `count` ≤ 0, or
+    ///   an invalid option (``LoopError/Code/invalidOption``).
     public convenience init(
         seconds: Double = 0,
         minutes: Double = 0,
         hours: Double = 0,
         count: Int? = nil,
         reconnect: Bool = true,
+        name: String? = nil,
         missedTicks: MissedTickPolicy? = nil,
+        timeout: Duration? = nil,
+        onFailure: FailurePolicy = .endLoop,
+        randomizedDelay: RandomizedDelay? = nil,
+        firstIteration: FirstIteration = .atStart,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
-        logger: Logger = Logger(label: "swift-loops"),
+        logger: Logger = Logger.current,
+        metrics: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil,
+        fileID: String = #fileID,
+        line: Int = #line,
         _ body: @escaping Body
     ) throws {
         try self.init(
             schedule: .every(seconds: seconds, minutes: minutes, hours: hours),
             count: count,
             reconnect: reconnect,
+            name: name,
             missedTicks: missedTicks,
+            timeout: timeout,
+            onFailure: onFailure,
+            randomizedDelay: randomizedDelay,
+            firstIteration: firstIteration,
             clock: clock,
             executor: executor,
             logger: logger,
+            metrics: metrics,
+            tracer: tracer,
+            fileID: fileID,
+            line: line,
             body
         )
     }
 
     /// A loop that runs at each of `times` every day (disnake's `@tasks.loop(time=[…])`).
-    /// Duplicates are ignored; times in different zones may be mixed.
+    /// Duplicates are ignored; times in different zones may be mixed. The other parameters are
+    /// those of ``init(schedule:count:reconnect:name:missedTicks:timeout:onFailure:randomizedDelay:firstIteration:clock:executor:logger:metrics:tracer:fileID:line:_:)``.
     ///
-    /// - Throws: ``LoopError`` for an empty list or a `count` ≤ 0.
+    /// - Throws: ``LoopError`` for an empty list, a `count` ≤ 0 or an invalid option.
     public convenience init(
         times: [TimeOfDay],
         count: Int? = nil,
         reconnect: Bool = true,
+        name: String? = nil,
         missedTicks: MissedTickPolicy? = nil,
+        timeout: Duration? = nil,
+        onFailure: FailurePolicy = .endLoop,
+        randomizedDelay: RandomizedDelay? = nil,
+        firstIteration: FirstIteration = .atStart,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
-        logger: Logger = Logger(label: "swift-loops"),
+        logger: Logger = Logger.current,
+        metrics: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil,
+        fileID: String = #fileID,
+        line: Int = #line,
         _ body: @escaping Body
     ) throws {
         try self.init(
             schedule: .times(times),
             count: count,
             reconnect: reconnect,
+            name: name,
             missedTicks: missedTicks,
+            timeout: timeout,
+            onFailure: onFailure,
+            randomizedDelay: randomizedDelay,
+            firstIteration: firstIteration,
             clock: clock,
             executor: executor,
             logger: logger,
+            metrics: metrics,
+            tracer: tracer,
+            fileID: fileID,
+            line: line,
             body
         )
     }
@@ -97,37 +161,93 @@ public final class Loop: Sendable {
     /// A loop on any ``Schedule``: an interval, times of day, a systemd calendar expression or a
     /// cron expression.
     ///
-    /// - Parameter missedTicks: what to do after an overrun; nil means `.delay` for intervals
-    ///   and `.skip` for wall-clock schedules.
-    /// - Throws: ``LoopError`` for a negative or too large interval, an empty list of times, or
-    ///   a `count` ≤ 0.
+    /// - Parameters:
+    ///   - schedule: when the iterations run.
+    ///   - count: the number of successful iterations after which the loop ends; nil for no end.
+    ///   - reconnect: whether errors of the handled types are retried after a back-off.
+    ///   - name: the loop's name in logs, metrics, spans and the registry; when nil,
+    ///     `File.swift:line` of the call that created the loop.
+    ///   - missedTicks: what to do after an overrun; nil means `.delay` for intervals
+    ///     and `.skip` for wall-clock schedules.
+    ///   - timeout: the longest an iteration's body may run; the body is then cancelled and the
+    ///     iteration fails with a ``LoopError`` of code ``LoopError/Code/timedOut``.
+    ///   - onFailure: what an unhandled error does: end the loop (the default) or keep the
+    ///     schedule.
+    ///   - randomizedDelay: a random delay added to each iteration (systemd's
+    ///     `RandomizedDelaySec=`); never moves the grid.
+    ///   - firstIteration: when the first iteration runs: at start (the default), after one
+    ///     interval, or at a given instant.
+    ///   - clock: the clock intervals are measured on.
+    ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
+    ///     ``LoopClock/precise`` clock, the precision engine's thread).
+    ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
+    ///     for an instant its schedule gave that is not after the last scheduled one); by
+    ///     default the task-local `Logger.current` of the caller.
+    ///   - metrics: where iterations, errors, timeouts, missed ticks, body durations and wake
+    ///     lateness are counted; when nil, swift-metrics' global `MetricsSystem.factory`.
+    ///   - tracer: where each iteration's span goes; when nil, `InstrumentationSystem.tracer`.
+    ///   - fileID: where the loop is created, for its default name.
+    ///   - line: where the loop is created, for its default name.
+    ///   - body: the iteration.
+    /// - Throws: ``LoopError`` for a negative or too large interval, an empty list of times, a
+    ///   `count` ≤ 0, an empty `name`, or an invalid option (``LoopError/Code/invalidOption``).
     public init(
         schedule: Schedule,
         count: Int? = nil,
         reconnect: Bool = true,
+        name: String? = nil,
         missedTicks: MissedTickPolicy? = nil,
+        timeout: Duration? = nil,
+        onFailure: FailurePolicy = .endLoop,
+        randomizedDelay: RandomizedDelay? = nil,
+        firstIteration: FirstIteration = .atStart,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
-        logger: Logger = Logger(label: "swift-loops"),
+        logger: Logger = Logger.current,
+        metrics: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil,
+        fileID: String = #fileID,
+        line: Int = #line,
         _ body: @escaping Body
     ) throws {
         try RelativeInterval.validate(schedule)
         if let count, count <= 0 {
             throw LoopError(.invalidCount, "count must be at least 1, got \(count)")
         }
+        if let name, name.isEmpty {
+            throw LoopError(.invalidOption, "name must not be empty; pass nil for the default name")
+        }
+        let name = name ?? "\(fileID):\(line)"
+        let policies = try LoopPolicies(
+            name: name,
+            timeout: timeout,
+            onFailure: onFailure,
+            randomizedDelay: randomizedDelay,
+            firstIteration: firstIteration
+        )
         self.body = body
         self.clock = clock
         self.executor = executor ?? clock.engine.preferredExecutor
+        self.name = name
+        self.timeout = policies.timeout
+        var logger = logger
+        logger[metadataKey: "loop.name"] = "\(name)"
         self.logger = logger
+        self.instruments = LoopInstruments.make(name: name, metrics: metrics, tracer: tracer)
         self.state = LockedValue(
             LoopStateMachine(
                 schedule: schedule,
                 count: count,
                 reconnect: reconnect,
                 missedTicks: missedTicks,
-                intervalClock: clock.intervalClock
+                intervalClock: clock.intervalClock,
+                policies: policies
             )
         )
+    }
+
+    deinit {
+        LoopRegistry.shared.unregister(ObjectIdentifier(self))
     }
 
     // MARK: Running
@@ -206,6 +326,7 @@ public final class Loop: Sendable {
         let anchor = RunAnchor(now: clock)
         let restart = state.withLock { $0.restart(at: anchor) }
         for cancel in restart.cancellations { cancel() }
+        LoopRegistry.shared.register(self)
         activateEngine(for: restart.admission)
         launch(restart.admission)
     }
@@ -314,23 +435,7 @@ public final class Loop: Sendable {
     /// When the next iteration is scheduled; nil when the loop is not running or `stop()` was
     /// called. Unchanged while a failed iteration is retried.
     public var nextIteration: Date? {
-        switch state.withLock({ $0.nextInstant }) {
-        case nil:
-            return nil
-        case .wall(let date):
-            return date
-        case .elapsed(let deadline):
-            let engine = clock.engine
-            let now = engine.now(clock.intervalClock)
-            let wall = engine.now(.realtime)
-            // An interval of up to ~292 years can put the deadline past what Int64 nanoseconds
-            // since 1970 hold (year 2262): then the date is computed in seconds instead.
-            let (remaining, overflow) = deadline.subtractingReportingOverflow(now)
-            if !overflow, case (let instant, false) = wall.addingReportingOverflow(remaining) {
-                return Date(nanosecondsSince1970: instant)
-            }
-            return Date(nanosecondsSince1970: wall).addingTimeInterval((Double(deadline) - Double(now)) / 1e9)
-        }
+        state.withLock({ $0.nextInstant })?.date(on: clock)
     }
 
     /// True from `start()` until `afterLoop` has returned (so also inside the hooks).
@@ -345,11 +450,59 @@ public final class Loop: Sendable {
     /// The task of the most recent `start()`; nil before the first.
     public var task: Task<Void, Never>? { state.withLock { $0.task } }
 
+    // MARK: Operating
+
+    /// Every loop of the process that has been started (by `start()`, `run()` or `restart()`)
+    /// and not deallocated, in the order of their first start. The registry holds loops weakly:
+    /// it never keeps one alive.
+    public static var registered: [Loop] { LoopRegistry.shared.loops }
+
+    /// A snapshot of the loop: name, schedule, what it does, iteration, next iteration, and the
+    /// outcome of its latest body.
+    public var status: LoopStatus {
+        let (machine, activity) = state.withLock { ($0.statistics, $0.activity) }
+        let schedule = self.schedule
+        return LoopStatus(
+            name: name,
+            schedule: "\(schedule)",
+            activity: activity,
+            currentLoop: currentLoop,
+            nextIteration: nextIteration,
+            lastStart: machine.lastStart.map { Date(nanosecondsSince1970: $0) },
+            lastDuration: machine.lastDuration.map { Duration.nanoseconds($0) },
+            lastError: machine.lastError,
+            consecutiveFailures: machine.consecutiveFailures,
+            failed: failed
+        )
+    }
+
+    /// Whether the loop is making progress now, measured on the loop's own clock: `.stalled`
+    /// when an iteration (its body, or the retries of a handled error) has run longer than
+    /// `stallTimeout`, `.overdue` when the loop sleeps more than `overdueTolerance` past its next
+    /// iteration's instant, `.failed` when its last run ended by an unhandled error.
+    ///
+    /// - Parameters:
+    ///   - stallTimeout: the longest an iteration may run; nil means the loop's `timeout` plus
+    ///     `overdueTolerance` when it has one, else no limit.
+    ///   - overdueTolerance: how late a wake may be before the loop counts as overdue.
+    public func health(stallTimeout: Duration? = nil, overdueTolerance: Duration = .seconds(30)) -> LoopHealth {
+        let tolerance = max(overdueTolerance, .zero).nanoseconds
+        let stall = stallTimeout.map { max($0, .zero).nanoseconds } ?? timeout.map { $0.addingClamped(tolerance) }
+        let now = LoopNow(clock)
+        return state.withLock { $0.health(now: now, stallTimeout: stall, tolerance: tolerance) }
+    }
+
     // MARK: Test support
 
     /// Replaces the back-off jitter (a value in `0...upper` seconds) — for deterministic tests.
     package func setBackoffJitter(_ jitter: @escaping @Sendable (Double) -> Double) {
         state.withLock { $0.replaceJitter(jitter) }
+    }
+
+    /// Replaces the draw of a randomized delay (a value in `0...upper` nanoseconds) — for
+    /// deterministic tests.
+    package func setRandomDelay(_ random: @escaping @Sendable (Int64) -> Int64) {
+        state.withLock { $0.replaceRandomDelay(random) }
     }
 
     // MARK: Plumbing
@@ -358,6 +511,7 @@ public final class Loop: Sendable {
         let anchor = RunAnchor(now: clock)
         // `stopRequested` is asked under the lock, so a shutdown is seen either here or by stop().
         let admission = try state.withLock { try $0.admit(at: anchor, stopped: stopRequested()) }
+        LoopRegistry.shared.register(self)
         activateEngine(for: admission)
         return admission
     }

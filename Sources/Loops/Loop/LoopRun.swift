@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Tracing
 
 /// How a run ended.
 enum RunOutcome: Sendable {
@@ -61,7 +62,7 @@ extension Loop {
         case .cancelled:
             outcome = .cancelled
         case .failed(let error, let onError):
-            await reportUnhandled(error, to: onError)
+            await reportUnhandled(error, to: onError, keepsSchedule: false)
             outcome = .failed(error)
         }
         await runAfterLoop(afterLoopBegins(id))
@@ -70,7 +71,9 @@ extension Loop {
 
     @inline(never)
     private func iterationsEnded(_ id: UInt64, _ ending: LoopStateMachine.Ending) -> LoopStateMachine.EndingAction {
-        state.withLock { $0.iterationsEnded(id, ending) }
+        // A body cut short by cancellation reported no end of its own.
+        instruments?.iterationAbandoned()
+        return state.withLock { $0.iterationsEnded(id, ending) }
     }
 
     @inline(never)
@@ -79,11 +82,16 @@ extension Loop {
     }
 
     /// `onError`, or the default: one `.error` log line, so a loop never dies silently.
-    private func reportUnhandled(_ error: any Error, to handler: LoopStateMachine.ErrorHook?) async {
+    private func reportUnhandled(_ error: any Error, to handler: LoopStateMachine.ErrorHook?, keepsSchedule: Bool) async {
         guard let handler else {
+            var metadata = iterationMetadata()
+            metadata["error"] = "\(error)"
+            metadata["error_type"] = "\(type(of: error))"
             logger.error(
-                "loop ended by an unhandled error",
-                metadata: ["error": "\(error)", "error_type": "\(type(of: error))"]
+                keepsSchedule
+                    ? "iteration failed with an unhandled error; the loop keeps its schedule"
+                    : "loop ended by an unhandled error",
+                metadata: metadata
             )
             return
         }
@@ -104,7 +112,9 @@ extension Loop {
             }
         }.value
         if let failure {
-            logger.error("afterLoop threw an error", metadata: ["error": "\(failure)"])
+            var metadata = iterationMetadata()
+            metadata["error"] = "\(failure)"
+            logger.error("afterLoop threw an error", metadata: metadata)
         }
     }
 
@@ -140,8 +150,7 @@ extension Loop {
                 action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
-                try await runBody(id)
-                action = bodySucceeded(id)
+                action = try await runIteration(id)
             }
         }
     }
@@ -170,46 +179,147 @@ extension Loop {
         perform(state.withLock { $0.bodySucceeded(id, now: LoopNow(clock)) })
     }
 
+    @inline(never)
+    private func failureReported(_ id: UInt64) -> LoopStateMachine.IterationAction {
+        perform(state.withLock { $0.failureReported(id, now: LoopNow(clock)) })
+    }
+
+    /// Reports what a step says happened (outside the lock): misbehaving schedule answers,
+    /// missed ticks, the end of an iteration and the beginning of the next.
     private func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
         report(step.rejected)
+        if step.missedTicks > 0 {
+            instruments?.missed(step.missedTicks)
+            logger.debug(
+                "slots passed without an iteration of their own; the missed-tick policy resolved them",
+                metadata: ["loop.missed_ticks": "\(step.missedTicks)"]
+            )
+        }
+        if let duration = step.finishedDuration {
+            instruments?.iterationSucceeded(duration: duration)
+            if logger.logLevel <= .trace {
+                logger.trace("iteration finished", metadata: ["loop.duration_ms": "\(Double(duration) / 1e6)"])
+            }
+        }
+        if let began = step.began {
+            if let instruments {
+                instruments.iterationBegan(began, scheduledAt: began.scheduled?.date(on: clock))
+            }
+            if logger.logLevel <= .trace {
+                logger.trace("iteration begins", metadata: metadata(of: began))
+            }
+        }
         return step.action
     }
 
     @inline(never)
     private func retryDue(_ id: UInt64) {
-        state.withLock { $0.retryDue(id) }
+        state.withLock { $0.retryDue(id, now: LoopNow(clock)) }
     }
 
     @inline(never)
     private func bodyThrew(_ id: UInt64, error: any Error) -> LoopStateMachine.BodyFailureAction {
-        let action = state.withLock { $0.bodyThrew(id, error: error, now: LoopNow(clock)) }
-        if case .retry(_, _, let delay) = action {
-            logger.debug(
-                "retrying the iteration after a handled error",
-                metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
-            )
+        let (action, record, duration) = state.withLock { machine in
+            let action = machine.bodyThrew(id, error: error, now: LoopNow(clock))
+            return (action, machine.executing?.iteration, machine.statistics.lastDuration)
+        }
+        switch action {
+        case .cancelled:
+            instruments?.iterationAbandoned()
+        case .rethrow, .reportAndContinue:
+            instruments?.attemptFailed(error, duration: duration, retried: false)
+        case .retry(_, _, let delay):
+            instruments?.attemptFailed(error, duration: duration, retried: true)
+            var metadata = record.map(metadata(of:)) ?? [:]
+            metadata["error"] = "\(error)"
+            metadata["delay_seconds"] = "\(Double(delay) / 1e9)"
+            if let duration { metadata["loop.duration_ms"] = "\(Double(duration) / 1e6)" }
+            logger.debug("retrying the iteration after a handled error", metadata: metadata)
         }
         return action
     }
 
-    /// The body, retried after a back-off while it throws a handled error (`stop()` does not
-    /// interrupt the retries, as in disnake).
-    private func runBody(_ id: UInt64) async throws {
+    /// One iteration: the body, retried after a back-off while it throws a handled error
+    /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
+    private func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
         while true {
             do {
-                try await body(self)
-                return
+                try await attempt()
+                return bodySucceeded(id)
             } catch {
                 if Task.isCancelled { throw error }
                 switch bodyThrew(id, error: error) {
-                case .rethrow:
+                case .rethrow, .cancelled:
                     throw error
                 case .retry(let deadline, let engineClock, _):
                     _ = try await clock.engine.sleep(until: deadline, on: engineClock, waker: nil)
                     retryDue(id)
+                case .reportAndContinue(let onError):
+                    await reportUnhandled(error, to: onError, keepsSchedule: true)
+                    return failureReported(id)
                 }
             }
         }
+    }
+
+    /// One attempt of the body: inside its iteration's span context when tracing, under the
+    /// loop's timeout when it has one.
+    private func attempt() async throws {
+        if let context = instruments?.iterationContext {
+            try await InstrumentationContext.withValue(context) { try await self.attemptWithinTimeout() }
+        } else {
+            try await attemptWithinTimeout()
+        }
+    }
+
+    private func attemptWithinTimeout() async throws {
+        guard let timeout else {
+            try await body(self)
+            return
+        }
+        let engine = clock.engine
+        let intervalClock = clock.intervalClock
+        let deadline = engine.now(intervalClock).addingClamped(timeout)
+        // The body and a watch race; whichever ends first cancels the other, and the group
+        // waits for both, so a timed-out body has finished (cooperatively) before the error is
+        // reported: its iterations never overlap.
+        let timedOut = try await withThrowingTaskGroup(of: Bool.self, returning: Bool.self) { group in
+            group.addTask {
+                try await self.body(self)
+                return false
+            }
+            group.addTask {
+                try await engine.watch(until: deadline, on: intervalClock)
+                return true
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        if timedOut {
+            throw LoopError(
+                .timedOut,
+                "iteration \(currentLoop) of loop '\(name)' ran past its timeout of \(Duration.nanoseconds(timeout).secondsDescription) and was cancelled"
+            )
+        }
+    }
+
+    /// The metadata of the iteration in progress, with the duration of its failed attempt, for
+    /// the rare log lines (errors).
+    private func iterationMetadata() -> Logger.Metadata {
+        let (record, duration, currentLoop) = state.withLock { ($0.executing?.iteration, $0.statistics.lastDuration, $0.currentLoop) }
+        guard let record else { return ["loop.iteration": "\(currentLoop)"] }
+        var metadata = metadata(of: record)
+        if let duration { metadata["loop.duration_ms"] = "\(Double(duration) / 1e6)" }
+        return metadata
+    }
+
+    private func metadata(of record: LoopStateMachine.IterationRecord) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["loop.iteration": "\(record.iteration)"]
+        if let scheduled = record.scheduled {
+            metadata["loop.scheduled_at"] = "\(scheduled.date(on: clock).iso8601)"
+        }
+        metadata["loop.lateness_ms"] = "\(Double(record.lateness) / 1e6)"
+        return metadata
     }
 
     /// Reports instants a misbehaving schedule gave that were not after the last scheduled one,

@@ -31,6 +31,11 @@ struct LoopStateMachine {
         case retrying
         case body
         case afterLoop
+
+        var isRetrying: Bool {
+            if case .retrying = self { return true }
+            return false
+        }
     }
 
     /// The slot a sleeping run waits for, with the schedule version it was decided on.
@@ -38,6 +43,39 @@ struct LoopStateMachine {
         let slot: ScheduledInstant
         let following: ScheduledInstant?
         let version: UInt64
+        /// The randomized delay added to the slot (nanoseconds): the sleep ends at slot + delay.
+        var delay: Int64 = 0
+        /// The sleep's deadline on `clock`.
+        var deadline: Int64 = 0
+        var clock = EngineClock.continuous
+    }
+
+    /// The iteration whose body runs (or is being retried): what logs, metrics, spans and the
+    /// health check report about it.
+    struct IterationRecord: Sendable {
+        /// `currentLoop` when it began.
+        let iteration: Int
+        /// The slot it runs for.
+        let scheduled: ScheduledInstant?
+        /// When the current attempt of the body began, on the interval clock and the wall clock.
+        var started: LoopNow
+        /// When the first attempt began (interval clock): where a stall is measured from.
+        let began: Int64
+        /// How late the first attempt began after the instant the run meant to wake (the slot
+        /// plus its randomized delay), in nanoseconds; 0 for a first iteration run at start.
+        let lateness: Int64
+    }
+
+    /// What the registry reports about the runs so far (kept across runs).
+    struct Statistics: Sendable {
+        /// Wall-clock nanoseconds when the latest body attempt began.
+        var lastStart: Int64?
+        /// How long the latest finished body attempt took, in nanoseconds.
+        var lastDuration: Int64?
+        /// The error of the latest failed body attempt (handled or not; cleared by a success).
+        var lastError: (any Error)?
+        /// Body attempts that threw since the last success (retried ones included).
+        var consecutiveFailures = 0
     }
 
     /// The run whose code executes (from its start until `afterLoop` returned).
@@ -53,6 +91,10 @@ struct LoopStateMachine {
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
         var lastRejected: Date?
+        /// Set while a body runs or is retried.
+        var iteration: IterationRecord?
+        /// Lateness of the next body (set when a wake or decision makes it due).
+        var pendingLateness: Int64 = 0
 
         init(_ run: Run) { self.run = run }
     }
@@ -75,12 +117,15 @@ struct LoopStateMachine {
     /// The policy the user chose; nil means the default of the schedule's kind.
     let missedTicksChoice: MissedTickPolicy?
     let intervalClock: EngineClock
+    let policies: LoopPolicies
     private(set) var errorFilter = ErrorFilter.defaults
     private(set) var beforeLoop: Hook?
     private(set) var afterLoop: Hook?
     private(set) var onError: ErrorHook?
     /// Returns a value in `0...upper`; replaceable so tests can pin the back-off.
     private(set) var jitter: @Sendable (Double) -> Double = { Double.random(in: 0...$0) }
+    /// Returns a value in `0...upper` nanoseconds for a randomized delay; replaceable for tests.
+    private(set) var randomDelay: @Sendable (Int64) -> Int64 = { Int64.random(in: 0...$0) }
 
     // MARK: Lifecycle
 
@@ -93,13 +138,22 @@ struct LoopStateMachine {
     /// Kept after a run ends, reset when the next one begins.
     private(set) var currentLoop = 0
     private(set) var failed = false
+    private(set) var statistics = Statistics()
 
-    init(schedule: Schedule, count: Int?, reconnect: Bool, missedTicks: MissedTickPolicy?, intervalClock: EngineClock) {
+    init(
+        schedule: Schedule,
+        count: Int?,
+        reconnect: Bool,
+        missedTicks: MissedTickPolicy?,
+        intervalClock: EngineClock,
+        policies: LoopPolicies = LoopPolicies()
+    ) {
         self.schedule = schedule
         self.count = count
         self.reconnect = reconnect
         self.missedTicksChoice = missedTicks
         self.intervalClock = intervalClock
+        self.policies = policies
     }
 
     var missedTicks: MissedTickPolicy {
@@ -115,6 +169,7 @@ struct LoopStateMachine {
     mutating func removeErrorTypes(_ types: [any Error.Type]) -> Bool { errorFilter.remove(types) }
     mutating func clearErrorTypes() { errorFilter.clear() }
     mutating func replaceJitter(_ newJitter: @escaping @Sendable (Double) -> Double) { jitter = newJitter }
+    mutating func replaceRandomDelay(_ newRandom: @escaping @Sendable (Int64) -> Int64) { randomDelay = newRandom }
 
     // MARK: Reading
 
@@ -129,6 +184,14 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle: return false
         case .running(let executing, _): return executing.run.cancelRequested
+        }
+    }
+
+    /// The executing run; nil when idle.
+    var executing: ExecutingRun? {
+        switch lifecycle {
+        case .idle: return nil
+        case .running(let executing, _): return executing
         }
     }
 
@@ -334,10 +397,18 @@ struct LoopStateMachine {
         case runBody(yieldFirst: Bool)
     }
 
-    /// The result of a run event: the action, and any misbehaving schedule answers to report.
+    /// The result of a run event: the action, and what to report outside the lock.
     struct Step {
         var action: IterationAction
+        /// Misbehaving schedule answers that were skipped.
         var rejected: [RejectedSlot] = []
+        /// Slots that passed without an iteration of their own (an overrun resolved by the
+        /// missed-tick policy).
+        var missedTicks: Int64 = 0
+        /// Set when a body attempt that just succeeded is reported: its duration (nanoseconds).
+        var finishedDuration: Int64?
+        /// Set when the action is `.runBody`: the iteration that begins.
+        var began: IterationRecord?
     }
 
     /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
@@ -369,7 +440,8 @@ struct LoopStateMachine {
         guard onSchedule else { return decideStep(&executing, now: now) }
         executing.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
         executing.next = pending.following
-        return beginBody(&executing)
+        executing.pendingLateness = lateness(of: pending, now: now)
+        return beginBody(&executing, now: now)
     }
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
@@ -381,8 +453,31 @@ struct LoopStateMachine {
         currentLoop += 1
         executing.backoff.reset()
         executing.sleptSinceBody = false
-        if let count, currentLoop >= count { return Step(action: .end) }
-        return decideStep(&executing, now: now)
+        let duration = executing.iteration.map { max(0, now.elapsed.subtractingClamped($0.started.elapsed)) }
+        bodyEnded(&executing, now: now, error: nil)
+        var step: Step
+        if let count, currentLoop >= count {
+            step = Step(action: .end)
+        } else {
+            step = decideStep(&executing, now: now)
+        }
+        step.finishedDuration = duration
+        return step
+    }
+
+    /// Records the end of a body attempt in the statistics.
+    private mutating func bodyEnded(_ executing: inout ExecutingRun, now: LoopNow, error: (any Error)?) {
+        if let started = executing.iteration?.started {
+            statistics.lastDuration = max(0, now.elapsed.subtractingClamped(started.elapsed))
+        }
+        if let error {
+            statistics.lastError = error
+            statistics.consecutiveFailures += 1
+        } else {
+            statistics.lastError = nil
+            statistics.consecutiveFailures = 0
+            executing.iteration = nil
+        }
     }
 
     /// What a run does after its body threw.
@@ -392,6 +487,11 @@ struct LoopStateMachine {
         case retry(deadline: Int64, clock: EngineClock, delay: Int64)
         /// The error ends the run.
         case rethrow
+        /// The run is being cancelled: the error is the cancellation.
+        case cancelled
+        /// The error is unhandled and the failure policy keeps the schedule: call `onError` (nil:
+        /// log it), then report ``failureReported(_:now:)`` to go on with the next slot.
+        case reportAndContinue(onError: ErrorHook?)
     }
 
     /// Run `id`'s body threw `error`: retried when `reconnect` handles it.
@@ -400,7 +500,14 @@ struct LoopStateMachine {
         // Taken out of the enum while it changes, so it is mutated in place.
         lifecycle = .idle
         defer { lifecycle = .running(executing, queued: queued) }
-        guard reconnect, !(error is CancellationError), !executing.run.cancelRequested, errorFilter.handles(error) else {
+        let cancelled = error is CancellationError || executing.run.cancelRequested
+        if !cancelled { bodyEnded(&executing, now: now, error: error) }
+        guard reconnect, !cancelled, errorFilter.handles(error) else {
+            if cancelled { return .cancelled }
+            if policies.failure.keepsSchedule {
+                failed = true
+                return .reportAndContinue(onError: onError)
+            }
             return .rethrow
         }
         let delay = executing.backoff.delay(now: now.elapsed, jitter: jitter)
@@ -409,11 +516,26 @@ struct LoopStateMachine {
     }
 
     /// The back-off of a retry has passed: the body runs again.
-    mutating func retryDue(_ id: UInt64) {
+    mutating func retryDue(_ id: UInt64, now: LoopNow) {
         guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
         lifecycle = .idle
         executing.phase = .body
+        executing.iteration?.started = now
+        statistics.lastStart = now.wall
         lifecycle = .running(executing, queued: queued)
+    }
+
+    /// `onError` has handled an unhandled error under ``FailurePolicy/keepSchedule``: the run
+    /// goes on with the slot after the failed one.
+    mutating func failureReported(_ id: UInt64, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.iteration = nil
+        executing.backoff.reset()
+        executing.sleptSinceBody = false
+        return decideStep(&executing, now: now)
     }
 
     /// How a run ended, as the run reports it.
@@ -460,6 +582,7 @@ struct LoopStateMachine {
         lifecycle = .idle
         defer { lifecycle = .running(executing, queued: queued) }
         executing.phase = .afterLoop
+        executing.iteration = nil
         return afterLoop
     }
 
@@ -504,16 +627,54 @@ struct LoopStateMachine {
             executing.next = nil
             return Step(action: .end, rejected: rejected)
         case .runNow(let slot, let next):
+            let delay = position.isStart ? randomizedDelay() : 0
+            if delay > 0, case .elapsed(let instant) = slot {
+                // The first iteration of an interval loop waits for its delay like any other.
+                let following = next
+                let deadline = instant.addingClamped(delay)
+                return sleep(&executing, until: deadline, on: intervalClock, slot: slot, following: following, delay: delay, rejected: rejected)
+            }
             executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
             executing.next = next
-            var step = beginBody(&executing)
+            executing.pendingLateness = slot.lateness(at: now)
+            var step = beginBody(&executing, now: now)
             step.rejected = rejected
+            step.missedTicks = decision.missedTicks
             return step
         case .sleep(let deadline, let clock, let slot, let following):
-            executing.phase = .sleeping(PendingSlot(slot: slot, following: following, version: scheduleVersion))
-            executing.next = slot
-            return Step(action: .sleep(deadline: deadline, clock: clock), rejected: rejected)
+            let delay = randomizedDelay()
+            return sleep(&executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, delay: delay, rejected: rejected)
         }
+    }
+
+    private func sleep(
+        _ executing: inout ExecutingRun,
+        until deadline: Int64,
+        on clock: EngineClock,
+        slot: ScheduledInstant,
+        following: ScheduledInstant?,
+        delay: Int64,
+        rejected: [RejectedSlot]
+    ) -> Step {
+        executing.phase = .sleeping(
+            PendingSlot(slot: slot, following: following, version: scheduleVersion, delay: delay, deadline: deadline, clock: clock)
+        )
+        executing.next = slot
+        return Step(action: .sleep(deadline: deadline, clock: clock), rejected: rejected)
+    }
+
+    /// The randomized delay of the next slot, in nanoseconds (0 without one).
+    private func randomizedDelay() -> Int64 {
+        guard let delay = policies.delay else { return 0 }
+        if let fixed = delay.fixedOffset { return fixed }
+        return delay.maximum > 0 ? min(max(randomDelay(delay.maximum), 0), delay.maximum) : 0
+    }
+
+    /// How late a wake for `pending` is: from its deadline (the slot plus its delay) to now.
+    private func lateness(of pending: PendingSlot, now: LoopNow) -> Int64 {
+        // A pending slot's deadline is on the wall clock or on the interval clock.
+        let reached = pending.clock == .realtime ? now.wall : now.elapsed
+        return max(0, reached.subtractingClamped(pending.deadline))
     }
 
     private func decide(after position: SchedulePosition, now: LoopNow) -> SlotDecision {
@@ -523,13 +684,63 @@ struct LoopStateMachine {
             after: position,
             policy: missedTicks,
             intervalClock: intervalClock,
+            firstIteration: policies.firstIteration,
             now: now
         )
     }
 
-    private func beginBody(_ executing: inout ExecutingRun) -> Step {
+    private mutating func beginBody(_ executing: inout ExecutingRun, now: LoopNow) -> Step {
         executing.phase = .body
-        return Step(action: .runBody(yieldFirst: !executing.sleptSinceBody))
+        var scheduled: ScheduledInstant?
+        if let position = executing.position, case .slot(let slot) = position.basis { scheduled = slot }
+        executing.iteration = IterationRecord(
+            iteration: currentLoop,
+            scheduled: scheduled,
+            started: now,
+            began: now.elapsed,
+            lateness: executing.pendingLateness
+        )
+        statistics.lastStart = now.wall
+        return Step(action: .runBody(yieldFirst: !executing.sleptSinceBody), began: executing.iteration)
+    }
+
+    // MARK: Health
+
+    /// Whether the executing run is stuck at `now`: a body (or its retries) running longer than
+    /// `stallTimeout`, or a sleep whose deadline passed more than `tolerance` ago (the wake never
+    /// came, or the executor never ran the woken task). Durations in nanoseconds.
+    func health(now: LoopNow, stallTimeout: Int64?, tolerance: Int64) -> LoopHealth {
+        guard case .running(let executing, _) = lifecycle else {
+            if failed, let error = statistics.lastError { return .failed(String(describing: error)) }
+            return .healthy
+        }
+        switch executing.phase {
+        case .starting, .beforeLoop, .afterLoop:
+            return .healthy
+        case .body, .retrying:
+            guard let stallTimeout, let iteration = executing.iteration else { return .healthy }
+            let running = now.elapsed.subtractingClamped(iteration.began)
+            guard running > stallTimeout else { return .healthy }
+            let activity: LoopActivity = executing.phase.isRetrying ? .retrying : .runningBody
+            return .stalled(activity, for: .nanoseconds(running))
+        case .sleeping(let pending):
+            let reached = pending.clock == .realtime ? now.wall : now.elapsed
+            let overdue = reached.subtractingClamped(pending.deadline)
+            return overdue > tolerance ? .overdue(by: .nanoseconds(overdue)) : .healthy
+        }
+    }
+
+    /// What the executing run does, for the registry.
+    var activity: LoopActivity {
+        guard case .running(let executing, _) = lifecycle else { return .idle }
+        switch executing.phase {
+        case .starting: return .starting
+        case .beforeLoop: return .beforeLoop
+        case .sleeping: return .sleeping
+        case .retrying: return .retrying
+        case .body: return .runningBody
+        case .afterLoop: return .afterLoop
+        }
     }
 
     /// Drops rejections already reported, so a schedule that repeats one is reported once.

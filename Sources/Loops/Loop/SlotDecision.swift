@@ -59,6 +59,12 @@ struct SchedulePosition: Sendable {
 
     var basis: Basis
     var version: UInt64
+
+    /// Whether the run has had no iteration yet.
+    var isStart: Bool {
+        if case .start = basis { return true }
+        return false
+    }
 }
 
 /// A schedule's answer that was not after the last scheduled instant, which the loop skips (see
@@ -88,6 +94,14 @@ struct SlotDecision: Sendable {
     var step: Step
     /// Answers of a misbehaving schedule that were skipped on the way (usually none).
     var rejected: [RejectedSlot] = []
+    /// Slots that passed without an iteration of their own: an overrun that `.skip` or `.delay`
+    /// resolved with one iteration (`.burst` misses none). Wall-clock schedules count up to
+    /// ``missedTicksCountLimit``.
+    var missedTicks: Int64 = 0
+
+    /// How many passed slots of a wall-clock schedule are counted at most (a forward step of
+    /// the wall clock by a year on a per-second schedule would otherwise walk 31 million).
+    static let missedTicksCountLimit = 10_000
 
     /// The instant `nextIteration` reports for this decision.
     var reportedNext: ScheduledInstant? {
@@ -105,12 +119,20 @@ struct SlotDecision: Sendable {
         after position: SchedulePosition,
         policy: MissedTickPolicy,
         intervalClock: EngineClock,
+        firstIteration: FirstIteration = .atStart,
         now: LoopNow
     ) -> SlotDecision {
         if let interval = schedule.interval {
-            return decideRelative(interval: interval.nanoseconds, after: position, policy: policy, intervalClock: intervalClock, now: now)
+            return decideRelative(
+                interval: interval.nanoseconds,
+                after: position,
+                policy: policy,
+                intervalClock: intervalClock,
+                firstIteration: firstIteration,
+                now: now
+            )
         }
-        return decideWall(schedule, version: version, after: position, policy: policy, now: now)
+        return decideWall(schedule, version: version, after: position, policy: policy, firstIteration: firstIteration, now: now)
     }
 
     static func decideRelative(
@@ -118,13 +140,23 @@ struct SlotDecision: Sendable {
         after position: SchedulePosition,
         policy: MissedTickPolicy,
         intervalClock: EngineClock,
+        firstIteration: FirstIteration = .atStart,
         now: LoopNow
     ) -> SlotDecision {
         let last: Int64
         switch position.basis {
         case .start(let anchor):
-            // The first iteration of an interval loop is due at the anchor: at once.
-            return SlotDecision(step: .runNow(slot: .elapsed(anchor.elapsed), next: .elapsed(anchor.elapsed.addingClamped(interval))))
+            if let instant = firstIteration.instant {
+                // The grid starts at `instant`, expressed on the interval clock: the slot "one
+                // interval before it" is where the rules below count from.
+                let first = anchor.elapsed.addingClamped(instant.nanosecondsSince1970.subtractingClamped(anchor.wall.nanosecondsSince1970))
+                last = first.subtractingClamped(interval)
+            } else if firstIteration.waitsOneInterval {
+                last = anchor.elapsed
+            } else {
+                // The first iteration of an interval loop is due at the anchor: at once.
+                return SlotDecision(step: .runNow(slot: .elapsed(anchor.elapsed), next: .elapsed(anchor.elapsed.addingClamped(interval))))
+            }
         case .slot(.elapsed(let elapsed)):
             last = elapsed
         case .slot(.wall(let date)):
@@ -139,15 +171,20 @@ struct SlotDecision: Sendable {
         }
         // Overrun: the slot `next` has passed.
         let slot: Int64
+        // The grid points after `next` that have come too: without an iteration of their own
+        // unless the policy is `.burst`.
+        let passedAfterNext = interval == 0 ? 0 : now.elapsed.subtractingClamped(next) / interval
         if interval == 0 || policy.isDelay {
             slot = now.elapsed
         } else if policy.isBurst {
             slot = next
         } else {
             // .skip: the latest grid point not after now stands for all the missed ones.
-            slot = next.addingClamped(now.elapsed.subtractingClamped(next) / interval * interval)
+            slot = next.addingClamped(passedAfterNext * interval)
         }
-        return SlotDecision(step: .runNow(slot: .elapsed(slot), next: .elapsed(slot.addingClamped(interval))))
+        var decision = SlotDecision(step: .runNow(slot: .elapsed(slot), next: .elapsed(slot.addingClamped(interval))))
+        if !policy.isBurst { decision.missedTicks = passedAfterNext }
+        return decision
     }
 
     static func decideWall(
@@ -155,6 +192,7 @@ struct SlotDecision: Sendable {
         version: UInt64,
         after position: SchedulePosition,
         policy: MissedTickPolicy,
+        firstIteration: FirstIteration = .atStart,
         now: LoopNow
     ) -> SlotDecision {
         var decision = SlotDecision(step: .end)
@@ -162,7 +200,7 @@ struct SlotDecision: Sendable {
         let candidate: Date?
         switch position.basis {
         case .start(let anchor) where position.version == version:
-            candidate = schedule.nextFire(onOrAfter: anchor.wall)
+            candidate = schedule.nextFire(onOrAfter: firstIteration.instant ?? anchor.wall)
         case .slot(.wall(let last)) where position.version == version:
             candidate = decision.validSlot(of: schedule, after: last)
         default:
@@ -180,8 +218,22 @@ struct SlotDecision: Sendable {
         // run once now and continue with the next slot after now.
         let slot = policy.isBurst ? candidate : max(candidate, nowDate)
         let next = decision.validSlot(of: schedule, after: slot).map(ScheduledInstant.wall)
+        if !policy.isBurst {
+            decision.missedTicks = Self.countSlots(of: schedule, after: candidate, notAfter: nowDate)
+        }
         decision.step = .runNow(slot: .wall(slot), next: next)
         return decision
+    }
+
+    /// The slots of `schedule` in `(floor, limit]`, counted up to ``missedTicksCountLimit``.
+    private static func countSlots(of schedule: Schedule, after floor: Date, notAfter limit: Date) -> Int64 {
+        var count: Int64 = 0
+        var last = floor
+        while count < missedTicksCountLimit, let slot = schedule.validSlot(after: last).slot, slot <= limit {
+            count += 1
+            last = slot
+        }
+        return count
     }
 
     /// The schedule's next instant strictly after `floor` (``Schedule/validSlot(after:)``),
@@ -196,6 +248,33 @@ struct SlotDecision: Sendable {
 }
 
 extension ScheduledInstant {
+    /// How long ago the instant was at `now`, in nanoseconds; 0 when it has not come yet.
+    func lateness(at now: LoopNow) -> Int64 {
+        switch self {
+        case .elapsed(let deadline): return max(0, now.elapsed.subtractingClamped(deadline))
+        case .wall(let date): return max(0, now.wall.subtractingClamped(date.nanosecondsSince1970))
+        }
+    }
+
+    /// The instant as a date, for `nextIteration`, logs and spans.
+    func date(on clock: LoopClock) -> Date {
+        switch self {
+        case .wall(let date):
+            return date
+        case .elapsed(let deadline):
+            let engine = clock.engine
+            let now = engine.now(clock.intervalClock)
+            let wall = engine.now(.realtime)
+            // An interval of up to ~292 years can put the deadline past what Int64 nanoseconds
+            // since 1970 hold (year 2262): then the date is computed in seconds instead.
+            let (remaining, overflow) = deadline.subtractingReportingOverflow(now)
+            if !overflow, case (let instant, false) = wall.addingReportingOverflow(remaining) {
+                return Date(nanosecondsSince1970: instant)
+            }
+            return Date(nanosecondsSince1970: wall).addingTimeInterval((Double(deadline) - Double(now)) / 1e9)
+        }
+    }
+
     /// Whether the instant has come at `now`.
     func isDue(at now: LoopNow) -> Bool {
         switch self {
