@@ -35,10 +35,12 @@ final class CapturedLog: Sendable {
         }
 
         func log(event: LogEvent) {
+            // As a real handler does: the logger's own metadata, then the line's.
+            let merged = metadata.merging(event.metadata ?? [:]) { _, line in line }
             log.append(Entry(
                 level: event.level,
                 message: event.message.description,
-                metadata: (event.metadata ?? [:]).mapValues { "\($0)" }
+                metadata: merged.mapValues { "\($0)" }
             ))
         }
     }

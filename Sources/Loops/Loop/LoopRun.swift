@@ -282,15 +282,19 @@ extension Loop {
         let deadline = engine.now(intervalClock).addingClamped(timeout)
         // The body and a watch race; whichever ends first cancels the other, and the group
         // waits for both, so a timed-out body has finished (cooperatively) before the error is
-        // reported: its iterations never overlap.
+        // reported: its iterations never overlap. For virtual time the watch is one more
+        // activity of the loop while the group exists: time moves on only when the body and
+        // the watch both sleep, and not between the watch's wake and the body's cancellation.
+        engine.loopDidActivate()
+        defer { engine.loopDidDeactivate() }
         let timedOut = try await withThrowingTaskGroup(of: Bool.self, returning: Bool.self) { group in
+            group.addTask {
+                _ = try await engine.sleep(until: deadline, on: intervalClock, waker: nil)
+                return true
+            }
             group.addTask {
                 try await self.body(self)
                 return false
-            }
-            group.addTask {
-                try await engine.watch(until: deadline, on: intervalClock)
-                return true
             }
             defer { group.cancelAll() }
             return try await group.next() ?? false
