@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopsSystemdTests",
-            dependencies: ["LoopsSystemd", "Loops"],
+            dependencies: ["LoopsSystemd", "Loops", "LoopsTestKit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(
