@@ -345,7 +345,8 @@ private final class CommandRunner: Sendable {
     let state = LockedValue(RunnerState())
     /// A failed notification was reported; the later ones are not (see ``notify(_:)``).
     let reportedNotifyFailure = Atomic<Bool>(false)
-    let logger = Logger(label: "loops")
+    /// The loop's and the watchdog's lines go to stderr as `loops: <level>: …` (never stdout).
+    let logger = Logger(label: "loops") { _ in CommandLogHandler() }
 
     init(
         command: [String],
