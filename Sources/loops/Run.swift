@@ -32,8 +32,11 @@ struct Run: AsyncParsableCommand {
             vanishes later. SIGTERM stops after the current run (exit 0); SIGINT sends the \
             running command SIGTERM, SIGKILL after --kill-after, waits for it and exits 130. \
             Under systemd (NOTIFY_SOCKET set) loops sends READY=1, a STATUS= line per run, \
-            STOPPING=1, and WATCHDOG=1 every half of WATCHDOG_USEC; if the socket cannot be \
-            reached, one warning goes to stderr and the loop runs on.
+            STOPPING=1, and WATCHDOG=1 every half of WATCHDOG_USEC while the loop is healthy \
+            (no run past --stall-timeout); if the socket cannot be reached, one warning goes to \
+            stderr and the loop runs on. A run past --timeout is terminated like one after \
+            SIGINT and fails (exit 124 unless --on-failure continue). The command's environment \
+            has LOOPS_NAME, LOOPS_ITERATION and LOOPS_SCHEDULED_AT (its slot, UTC).
             """
     )
 
@@ -55,7 +58,7 @@ struct Run: AsyncParsableCommand {
     @Option(
         name: .customLong("kill-after"),
         help: ArgumentHelp(
-            "After SIGINT, how long the running command has to exit after its SIGTERM before it gets SIGKILL.",
+            "After SIGINT or --timeout, how long the running command has to exit after its SIGTERM before it gets SIGKILL.",
             valueName: "duration"
         )
     )
@@ -70,7 +73,7 @@ struct Run: AsyncParsableCommand {
         name: .customLong("name"),
         parsing: .unconditional,
         help: ArgumentHelp(
-            "The loop's name in logs, metrics, LOOPS_NAME and STATUS= lines; default: the command's basename.",
+            "The loop's name in its log lines, metrics (label loop) and LOOPS_NAME; default: the command's basename.",
             valueName: "name"
         )
     )
