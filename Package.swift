@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Only the `loops` tool uses it (`loops run --metrics-file`); no library product depends on it.
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The C timer core: timerfd per clock, absolute deadlines, errno values.
@@ -89,6 +91,8 @@ let package = Package(
                 "LoopsSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/loops",
             swiftSettings: strictSettings
@@ -115,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopsSystemdTests",
-            dependencies: ["LoopsSystemd", "Loops"],
+            dependencies: ["LoopsSystemd", "Loops", "LoopsTestKit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -32,8 +32,11 @@ struct Run: AsyncParsableCommand {
             vanishes later. SIGTERM stops after the current run (exit 0); SIGINT sends the \
             running command SIGTERM, SIGKILL after --kill-after, waits for it and exits 130. \
             Under systemd (NOTIFY_SOCKET set) loops sends READY=1, a STATUS= line per run, \
-            STOPPING=1, and WATCHDOG=1 every half of WATCHDOG_USEC; if the socket cannot be \
-            reached, one warning goes to stderr and the loop runs on.
+            STOPPING=1, and WATCHDOG=1 every half of WATCHDOG_USEC while the loop is healthy \
+            (no run past --stall-timeout); if the socket cannot be reached, one warning goes to \
+            stderr and the loop runs on. A run past --timeout is terminated like one after \
+            SIGINT and fails (exit 124 unless --on-failure continue). The command's environment \
+            has LOOPS_NAME, LOOPS_ITERATION and LOOPS_SCHEDULED_AT (its slot, UTC).
             """
     )
 
@@ -55,7 +58,7 @@ struct Run: AsyncParsableCommand {
     @Option(
         name: .customLong("kill-after"),
         help: ArgumentHelp(
-            "After SIGINT, how long the running command has to exit after its SIGTERM before it gets SIGKILL.",
+            "After SIGINT or --timeout, how long the running command has to exit after its SIGTERM before it gets SIGKILL.",
             valueName: "duration"
         )
     )
@@ -65,6 +68,72 @@ struct Run: AsyncParsableCommand {
     /// ignores it does not hold an interrupted `loops` for long (systemd waits 90 s by default
     /// before its own SIGKILL).
     static let defaultKillAfter = "10s"
+
+    @Option(
+        name: .customLong("name"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The loop's name in its log lines, metrics (label loop) and LOOPS_NAME; default: the command's basename.",
+            valueName: "name"
+        )
+    )
+    var name: String?
+
+    @Option(
+        name: .customLong("timeout"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The longest a run may take: then it gets SIGTERM (SIGKILL after --kill-after) and the run fails as timed out.",
+            valueName: "duration"
+        )
+    )
+    var timeout: String?
+
+    @Option(
+        name: .customLong("stall-timeout"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Under a systemd watchdog (WATCHDOG_USEC), stop the keep-alives while a run takes longer than this, so that systemd restarts the service.",
+            valueName: "duration"
+        )
+    )
+    var stallTimeout: String?
+
+    @Option(
+        name: .customLong("randomized-delay"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Delay each run by a random time up to this (systemd's RandomizedDelaySec=); the schedule's grid does not move.",
+            valueName: "duration"
+        )
+    )
+    var randomizedDelay: String?
+
+    @Flag(
+        name: .customLong("fixed-random-delay"),
+        help: "With --randomized-delay: the same delay for every run, derived from --name (systemd's FixedRandomDelay=yes)."
+    )
+    var fixedRandomDelay = false
+
+    @Option(
+        name: .customLong("on-failure"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "What a failed run (a status not retried, a timeout) does: end (stop, exit with its status; the default) or continue (report it, keep the schedule).",
+            valueName: "end|continue"
+        )
+    )
+    var onFailure: String = "end"
+
+    @Option(
+        name: .customLong("metrics-file"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Write the loop's metrics to this file in the Prometheus text format after every run, atomically (node_exporter's textfile collector).",
+            valueName: "path"
+        )
+    )
+    var metricsFile: String?
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
     var command: [String] = []
@@ -83,9 +152,17 @@ struct Run: AsyncParsableCommand {
         }
         let retried = try retryExitCodes.map(Self.parseExitCodes) ?? []
         let grace = try Self.parseKillAfter(killAfter)
+        let timeout = try self.timeout.map { try Self.parsePositiveDuration($0, option: "--timeout") }
+        let stallTimeout = try self.stallTimeout.map { try Self.parsePositiveDuration($0, option: "--stall-timeout") }
+        let delay = try randomizedDelay.map(Self.parseRandomizedDelay)
+        if fixedRandomDelay, delay == nil {
+            throw CommandLineError("--fixed-random-delay needs --randomized-delay, e.g. --randomized-delay 5m --fixed-random-delay")
+        }
+        let policy = try Self.parseFailurePolicy(onFailure)
         guard let program = command.first, !program.isEmpty else {
             throw CommandLineError("a command is required after '--', e.g. loops run --every 5s -- /bin/date")
         }
+        let loopName = try Self.loopName(given: name, program: program)
         // Checked now, so that a typo is one line and status 2 before READY=1, not a unit that
         // systemd sees start and then fail at the first run (possibly hours later).
         if let problem = ChildProcess.problem(running: program, path: ProcessInfo.processInfo.environment["PATH"]) {
@@ -95,14 +172,74 @@ struct Run: AsyncParsableCommand {
         // not kill loops and orphan its run. Runs get the default action back (ChildProcess).
         signal(SIGPIPE, SIG_IGN)
 
+        let options = RunOptions(
+            name: loopName,
+            timeout: timeout.map { ($0, self.timeout ?? "") },
+            stallTimeout: stallTimeout,
+            randomizedDelay: delay.map { fixedRandomDelay ? .fixed(upTo: $0) : .upTo($0) },
+            keepsScheduleOnFailure: policy == .keepSchedule
+        )
+        // Written once now: a path that cannot be written is bad input, before READY=1.
+        let metrics = try metricsFile.map { path in
+            try MetricsFile(path: path, loopName: loopName) { line in
+                StandardStreams.writeError("loops: " + line + "\n")
+            }
+        }
         let runner = CommandRunner(
             command: command,
             retried: retried,
             killAfter: (grace, killAfter),
+            options: options,
+            metrics: metrics,
             notifier: SystemdNotifier()
         )
         let status = try await runner.run(schedule: schedule, count: count)
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// `--name`, or the command's basename (`/usr/local/bin/backup` → `backup`).
+    static func loopName(given: String?, program: String) throws -> String {
+        if let given {
+            guard !given.isEmpty else { throw CommandLineError("--name must not be empty") }
+            guard !given.contains(where: \.isNewline) else {
+                throw CommandLineError("--name must be one line")
+            }
+            return given
+        }
+        let base = program.split(separator: "/").last.map(String.init) ?? program
+        return base.isEmpty ? program : base
+    }
+
+    /// `--timeout`, `--stall-timeout`: a duration in the `--every` syntax, more than zero.
+    static func parsePositiveDuration(_ text: String, option: String) throws -> Duration {
+        let duration: Duration
+        do {
+            duration = try DurationFormat.parse(text)
+        } catch let error as CommandLineError {
+            throw CommandLineError("\(option): \(error.message)")
+        }
+        guard duration > .zero else {
+            throw CommandLineError("\(option) must be more than 0, got '\(text)'")
+        }
+        return duration
+    }
+
+    /// `--randomized-delay`: a duration in the `--every` syntax; 0 is no delay, as in systemd.
+    static func parseRandomizedDelay(_ text: String) throws -> Duration {
+        do {
+            return try DurationFormat.parse(text)
+        } catch let error as CommandLineError {
+            throw CommandLineError("--randomized-delay: \(error.message)")
+        }
+    }
+
+    /// `--on-failure end|continue`.
+    static func parseFailurePolicy(_ text: String) throws -> FailurePolicy {
+        switch text {
+        case "end": return .endLoop
+        case "continue": return .keepSchedule
+        default: throw CommandLineError("--on-failure: '\(text)' is not end or continue")
+        }
     }
 
     /// `75,111` → {75, 111}; each must be 1…255 (0 is success, not an error to retry).
@@ -139,7 +276,22 @@ struct RetriedExit: TransientError, CustomStringConvertible {
     var description: String { "the command \(termination)" }
 }
 
-/// A run that failed in a way that ends the loop.
+/// The options of `loops run` that shape the loop, parsed and checked.
+struct RunOptions: Sendable {
+    /// `--name`, or the command's basename.
+    let name: String
+    /// `--timeout`, and as the user wrote it.
+    let timeout: (duration: Duration, text: String)?
+    /// `--stall-timeout`.
+    let stallTimeout: Duration?
+    /// `--randomized-delay`, with `--fixed-random-delay`.
+    let randomizedDelay: RandomizedDelay?
+    /// `--on-failure continue`.
+    let keepsScheduleOnFailure: Bool
+}
+
+/// A run that failed in a way that ends the loop (or, with `--on-failure continue`, is
+/// reported and skipped).
 struct CommandFailed: Error, CustomStringConvertible {
     let termination: ChildTermination
     var description: String { "the command \(termination)" }
@@ -180,6 +332,8 @@ private struct RunnerState {
     var failure: (any Error)?
     /// `STOPPING=1` was sent.
     var announcedStopping = false
+    /// The watchdog must not start (any more): the loop has reached `afterLoop`.
+    var watchdogStopped = false
 }
 
 /// Runs the command on a `Loop`, wires signals and systemd, and computes the exit status.
@@ -188,16 +342,28 @@ private final class CommandRunner: Sendable {
     let retried: Set<Int32>
     /// How long a SIGTERM-ed run has before SIGKILL, and that duration as the user wrote it.
     let killAfter: (duration: Duration, text: String)
+    let options: RunOptions
+    let metrics: MetricsFile?
     let notifier: SystemdNotifier
     let state = LockedValue(RunnerState())
     /// A failed notification was reported; the later ones are not (see ``notify(_:)``).
     let reportedNotifyFailure = Atomic<Bool>(false)
-    let logger = Logger(label: "loops")
+    /// The loop's and the watchdog's lines go to stderr as `loops: <level>: …` (never stdout).
+    let logger = Logger(label: "loops") { _ in CommandLogHandler() }
 
-    init(command: [String], retried: Set<Int32>, killAfter: (duration: Duration, text: String), notifier: SystemdNotifier) {
+    init(
+        command: [String],
+        retried: Set<Int32>,
+        killAfter: (duration: Duration, text: String),
+        options: RunOptions,
+        metrics: MetricsFile?,
+        notifier: SystemdNotifier
+    ) {
         self.command = command
         self.retried = retried
         self.killAfter = killAfter
+        self.options = options
+        self.metrics = metrics
         self.notifier = notifier
     }
 
@@ -214,16 +380,41 @@ private final class CommandRunner: Sendable {
 
     func run(schedule: Schedule, count: Int?) async throws -> Int32 {
         let environment = childEnvironment
-        let loop = try Loop(schedule: schedule, count: count, reconnect: true, logger: logger) { [self] loop in
-            try await runOnce(loop: loop, environment: environment)
+        let loop: Loop
+        do {
+            loop = try Loop(
+                schedule: schedule,
+                count: count,
+                reconnect: true,
+                name: options.name,
+                timeout: options.timeout?.duration,
+                onFailure: options.keepsScheduleOnFailure ? .keepSchedule : .endLoop,
+                randomizedDelay: options.randomizedDelay,
+                logger: logger,
+                metrics: metrics?.factory
+            ) { [self] loop in
+                try await runOnce(loop: loop, environment: environment)
+            }
+        } catch let error as LoopError {
+            throw CommandLineError(error.message)
         }
         // Only the listed exit statuses are transient (not the library's defaults).
         loop.clearErrorTypes()
         loop.addErrorType(RetriedExit.self)
-        loop.onError { [self] _, error in
-            state.withLock { $0.failure = error }
+        loop.onError { [self] loop, error in
+            failed(error, in: loop)
         }
-        let watchdog = try makeWatchdog()
+        // The metrics exist (at zero) from start-up on.
+        metrics?.flush()
+        let watchdog = try makeWatchdog(guarding: loop)
+        // The watchdog stops before the loop has ended: once ended by a failure the loop is no
+        // longer healthy, and a keep-alive check then would log it as wedged. (`afterLoop` runs
+        // while the loop still counts as running.)
+        loop.afterLoop { [self] _ in
+            state.withLock { $0.watchdogStopped = true }
+            watchdog?.cancel()
+            await watchdog?.task?.value
+        }
 
         let signals = try installSignalHandlers(loop: loop)
         defer { for source in signals { source.cancel() } }
@@ -241,15 +432,22 @@ private final class CommandRunner: Sendable {
         } else if stoppedEarly {
             terminate(loop: loop)
         }
-        let watchdogTask = try? watchdog?.start()
+        let watchdogTask = state.withLock { state in
+            state.watchdogStopped ? nil : try? watchdog?.start()
+        }
         await task.value
         // No keep-alive after the final STOPPING=1: the watchdog's task has ended before it.
         watchdog?.cancel()
         await watchdogTask?.value
         announceStopping()
 
+        metrics?.flush()
+
         let (interrupted, failure) = state.withLock { ($0.interrupted, $0.failure) }
         switch failure {
+        case let error as LoopError where error.code == .timedOut:
+            report("\(ranPastTimeout); stopping")
+            return Self.timedOutStatus
         case let failed as CommandFailed:
             report("\(commandLine) \(failed.termination); stopping")
             return failed.termination.shellStatus
@@ -262,6 +460,38 @@ private final class CommandRunner: Sendable {
         case nil:
             return interrupted ? 128 + SIGINT : 0
         }
+    }
+
+    /// The status `loops` exits with when a run timed out and that ended the loop: 124, as
+    /// `timeout(1)` does.
+    static let timedOutStatus: Int32 = 124
+
+    /// `'cmd' ran past --timeout 5m and was terminated`.
+    private var ranPastTimeout: String {
+        "\(commandLine) ran past --timeout \(options.timeout?.text ?? "") and was terminated"
+    }
+
+    /// `onError`: a failed run (a status not retried, a timeout, a spawn failure) ends the loop
+    /// (its error decides the exit status), or, with `--on-failure continue`, is reported in one
+    /// line and the schedule goes on.
+    private func failed(_ error: any Error, in loop: Loop) {
+        let timedOut = (error as? LoopError)?.code == .timedOut
+        let description: String
+        switch error {
+        case _ where timedOut: description = ranPastTimeout
+        case let failed as CommandFailed: description = "\(commandLine) \(failed.termination)"
+        case let spawn as SpawnError: description = spawn.description
+        default: description = "\(error)"
+        }
+        if timedOut {
+            notify { try $0.status("Run \(loop.currentLoop + 1) ran past --timeout \(options.timeout?.text ?? "") and was terminated") }
+        }
+        guard options.keepsScheduleOnFailure else {
+            state.withLock { $0.failure = error }
+            return
+        }
+        let stopping = state.withLock { $0.stopRequested }
+        report(description + (stopping ? "" : "; continuing on the schedule (--on-failure continue)"))
     }
 
     /// One iteration: spawn, wait, and classify the exit status.
@@ -282,13 +512,24 @@ private final class CommandRunner: Sendable {
 
         let number = loop.currentLoop + 1
         notify { try $0.status("Run \(number): running \(commandLine)") }
-        let termination = try await ChildProcess.run(
-            command,
-            environment: environment,
-            killAfter: killAfter.duration
-        ) { [self] pid in
-            report("\(commandLine) (pid \(pid)) did not exit within \(killAfter.text) of SIGTERM; sending SIGKILL")
+        var environment = environment
+        environment["LOOPS_NAME"] = options.name
+        environment["LOOPS_ITERATION"] = String(loop.currentLoop)
+        environment["LOOPS_SCHEDULED_AT"] = InstantFormat.format(loop.scheduledInstant ?? Date())
+        let termination: ChildTermination
+        do {
+            termination = try await ChildProcess.run(
+                command,
+                environment: environment,
+                killAfter: killAfter.duration
+            ) { [self] pid in
+                report("\(commandLine) (pid \(pid)) did not exit within \(killAfter.text) of SIGTERM; sending SIGKILL")
+            }
+        } catch let error as SpawnError {
+            metrics?.runEnded(status: error.shellStatus, at: Date())
+            throw error
         }
+        metrics?.runEnded(status: termination.shellStatus, at: Date())
         switch termination {
         case .exited(0):
             let next = loop.nextIteration.map { "; next at " + InstantFormat.format($0) } ?? ""
@@ -308,18 +549,22 @@ private final class CommandRunner: Sendable {
         }
     }
 
-    /// The watchdog's keep-alive loop, nil without `WATCHDOG_USEC`. Not
-    /// `SystemdNotifier.watchdogLoop`, which logs every failed keep-alive: here they go through
+    /// The watchdog's keep-alive loop, nil without `WATCHDOG_USEC`: it guards the run loop
+    /// (``SystemdNotifier/watchdogLoop(guarding:clock:logger:)``), so keep-alives stop while a run
+    /// takes longer than `--stall-timeout` (or `--timeout` plus 30 s) or the loop oversleeps by
+    /// more than 30 s, and one `.critical` line says which. Its keep-alives go through
     /// ``notify(_:)``, so a socket that is gone costs one line, not one per keep-alive.
-    private func makeWatchdog() throws -> Loop? {
-        let timeout: Duration?
+    private func makeWatchdog(guarding loop: Loop) throws -> Loop? {
         do {
-            timeout = try notifier.watchdogInterval
+            _ = try notifier.watchdogInterval
         } catch {
             throw CommandLineError("WATCHDOG_USEC: \(error)")
         }
-        guard let timeout else { return nil }
-        return try Loop(schedule: .every(timeout / 2), reconnect: false, clock: .suspending, logger: logger) { [self] _ in
+        return try notifier.watchdogLoop(
+            guarding: [GuardedLoop(loop, stallTimeout: options.stallTimeout)],
+            clock: .suspending,
+            logger: logger
+        ) { [self] in
             notify { try $0.watchdog() }
         }
     }

@@ -438,6 +438,20 @@ public final class Loop: Sendable {
         state.withLock({ $0.nextInstant })?.date(on: clock)
     }
 
+    /// The slot the iteration in progress runs for: the scheduled instant (before any
+    /// randomized delay or lateness), or, for a first iteration that runs at start, the start.
+    /// Unchanged while a failed iteration is retried; nil outside a body (in the hooks, while
+    /// sleeping, when not running).
+    public var scheduledInstant: Date? {
+        let slot: (scheduled: ScheduledInstant?, start: Date?)? = state.withLock { machine in
+            guard let executing = machine.executing, let iteration = executing.iteration else { return nil }
+            if let scheduled = iteration.scheduled { return (scheduled, nil) }
+            guard let position = executing.position, case .start(let anchor) = position.basis else { return nil }
+            return (nil, anchor.wall)
+        }
+        return slot?.scheduled?.date(on: clock) ?? slot?.start
+    }
+
     /// True from `start()` until `afterLoop` has returned (so also inside the hooks).
     public var isRunning: Bool { state.withLock { $0.isRunning } }
 
