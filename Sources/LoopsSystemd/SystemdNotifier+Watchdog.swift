@@ -2,7 +2,7 @@ public import Logging
 public import Loops
 
 extension SystemdNotifier {
-    /// A ``Loop`` (not started) that feeds the watchdog with ``watchdog()`` (`sd_notify`
+    /// A ``/Loops/Loop`` (not started) that feeds the watchdog with ``watchdog()`` (`sd_notify`
     /// `WATCHDOG=1`) every half of ``watchdogInterval``, the interval `sd_watchdog_enabled(3)`
     /// recommends; nil when the watchdog is not enabled for this process.
     ///
