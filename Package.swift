@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Only the `loops` tool uses it (`loops run --metrics-file`); no library product depends on it.
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // `make docs` only: a command plugin, no product links it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
     targets: [
         // The C timer core: timerfd per clock, absolute deadlines, errno values.

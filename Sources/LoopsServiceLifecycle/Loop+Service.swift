@@ -11,13 +11,13 @@ public import ServiceLifecycle
 /// try await group.run()
 /// ```
 ///
-/// The group's graceful shutdown (SIGTERM by default) becomes ``Loops/Loop/stop()``: the
+/// The group's graceful shutdown (SIGTERM by default) becomes ``/Loops/Loop/stop()``: the
 /// iteration in progress finishes, `afterLoop` runs, and the service returns. Cancelling the
-/// group becomes ``Loops/Loop/cancel()``. A body error that the loop does not handle is thrown
+/// group becomes ``/Loops/Loop/cancel()``. A body error that the loop does not handle is thrown
 /// to the group, which then follows its failure-termination behaviour.
 extension Loop: Service {
-    /// The `Service` requirement `run()`: ``Loops/Loop/run()`` with the caller's graceful
-    /// shutdown mapped to ``Loops/Loop/stop()`` (through `withGracefulShutdownHandler`).
+    /// The `Service` requirement `run()`: ``/Loops/Loop/run()`` with the caller's graceful
+    /// shutdown mapped to ``/Loops/Loop/stop()`` (through `withGracefulShutdownHandler`).
     ///
     /// It returns when the loop ends by `stop()`, graceful shutdown or `count`; throws
     /// `CancellationError` when the calling task is cancelled; rethrows an unhandled body error.

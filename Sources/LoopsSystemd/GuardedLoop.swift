@@ -12,7 +12,7 @@ public import Loops
 /// ])
 /// ```
 ///
-/// A loop is healthy as ``Loops/Loop/health(stallTimeout:overdueTolerance:)`` says: no
+/// A loop is healthy as ``/Loops/Loop/health(stallTimeout:overdueTolerance:)`` says: no
 /// iteration running (or retrying) past `stallTimeout`, no wake overdue by more than
 /// `overdueTolerance`, and not ended by an unhandled error. A loop that is not running — not
 /// started yet, or ended by `stop()`, `count` or `cancel()` — is healthy: guard only loops whose
@@ -22,7 +22,7 @@ public struct GuardedLoop: Sendable {
     public let loop: Loop
     /// The longest an iteration may run before the loop counts as stalled; nil means the loop's
     /// `timeout` plus ``overdueTolerance`` when it has one, else no limit (see
-    /// ``Loops/Loop/health(stallTimeout:overdueTolerance:)``). A negative value counts as zero.
+    /// ``/Loops/Loop/health(stallTimeout:overdueTolerance:)``). A negative value counts as zero.
     public let stallTimeout: Duration?
     /// How late past its next iteration's instant a sleeping loop may still be asleep before
     /// it counts as overdue (its wake never came, or nothing ran it). A negative value counts

@@ -2,7 +2,7 @@ public import Logging
 public import Loops
 
 extension SystemdNotifier {
-    /// A ``Loop`` (not started) that feeds the watchdog with ``watchdog()`` (`sd_notify`
+    /// A ``/Loops/Loop`` (not started) that feeds the watchdog with ``watchdog()`` (`sd_notify`
     /// `WATCHDOG=1`) every half of ``watchdogInterval``, the interval `sd_watchdog_enabled(3)`
     /// recommends; nil when the watchdog is not enabled for this process.
     ///
@@ -25,12 +25,12 @@ extension SystemdNotifier {
         try watchdogLoop(guarding: [], clock: clock, logger: logger)
     }
 
-    /// A ``Loop`` (not started) that feeds the watchdog every half of ``watchdogInterval``, but
+    /// A ``/Loops/Loop`` (not started) that feeds the watchdog every half of ``watchdogInterval``, but
     /// only while every guarded loop is healthy; nil when the watchdog is not enabled for this
     /// process.
     ///
     /// Before each keep-alive it asks each loop's
-    /// ``Loops/Loop/health(stallTimeout:overdueTolerance:)`` with the limits of its
+    /// ``/Loops/Loop/health(stallTimeout:overdueTolerance:)`` with the limits of its
     /// ``GuardedLoop``. While one is not `.healthy` — an iteration running past its stall
     /// timeout, a wake overdue by more than its tolerance, a run ended by an unhandled error —
     /// no `WATCHDOG=1` is sent, so that with `WatchdogSec=` systemd kills and (with

@@ -1,7 +1,7 @@
 public import Foundation
 public import Loops
 
-/// Simulated time for tests of code that uses ``Loops/Loop``: loops created with
+/// Simulated time for tests of code that uses ``/Loops/Loop``: loops created with
 /// ``loopClock`` sleep on this clock, and ``advance(by:)`` runs them, exactly and fast.
 ///
 /// ```swift
@@ -38,13 +38,13 @@ public final class VirtualClock: Sendable {
     }
 
     /// The clock to create loops with: intervals count simulated suspends
-    /// (as ``Loops/LoopClock/continuous``).
+    /// (as ``/Loops/LoopClock/continuous``).
     public var loopClock: LoopClock {
         LoopClock(engine: engine, intervalClock: .continuous)
     }
 
     /// The clock to create loops with whose intervals stand still during a simulated suspend
-    /// (as ``Loops/LoopClock/suspending``).
+    /// (as ``/Loops/LoopClock/suspending``).
     public var suspendingLoopClock: LoopClock {
         LoopClock(engine: engine, intervalClock: .suspending)
     }

@@ -29,7 +29,7 @@ import Musl
 /// thread and closes its descriptors when ``shutdown()`` is called or the last reference to
 /// it goes away.
 public final class PrecisionEngine: TaskExecutor, Sendable {
-    /// The engine of ``LoopClock/precise``; its thread starts the first time it is used.
+    /// The engine of ``LoopClock/precise-type.property``; its thread starts the first time it is used.
     public static let shared = PrecisionEngine(name: "swift-loops.precise")
 
     /// The thread, or why it could not be started (the process is out of descriptors or

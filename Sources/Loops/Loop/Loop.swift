@@ -62,7 +62,7 @@ public final class Loop: Sendable {
     ///     interval, or at a given instant.
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
-    ///     ``LoopClock/precise`` clock, the precision engine's thread).
+    ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
     ///     for an instant its schedule gave that is not after the last scheduled one); by
     ///     default the task-local `Logger.current` of the caller.
@@ -179,7 +179,7 @@ public final class Loop: Sendable {
     ///     interval, or at a given instant.
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
-    ///     ``LoopClock/precise`` clock, the precision engine's thread).
+    ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
     ///     for an instant its schedule gave that is not after the last scheduled one); by
     ///     default the task-local `Logger.current` of the caller.
