@@ -324,10 +324,14 @@ public final class Loop: Sendable {
     /// it is not running.
     public func restart() {
         let anchor = RunAnchor(now: clock)
-        let restart = state.withLock { $0.restart(at: anchor) }
+        let engine = clock.engine
+        let restart = state.withLock { state in
+            let restart = state.restart(at: anchor)
+            Self.activate(engine, for: restart.admission)
+            return restart
+        }
         for cancel in restart.cancellations { cancel() }
         LoopRegistry.shared.register(self)
-        activateEngine(for: restart.admission)
         launch(restart.admission)
     }
 
@@ -524,16 +528,22 @@ public final class Loop: Sendable {
     private func admitRun(stopped stopRequested: () -> Bool = { false }) throws -> LoopStateMachine.Admission {
         let anchor = RunAnchor(now: clock)
         // `stopRequested` is asked under the lock, so a shutdown is seen either here or by stop().
-        let admission = try state.withLock { try $0.admit(at: anchor, stopped: stopRequested()) }
+        let engine = clock.engine
+        let admission = try state.withLock { state in
+            let admission = try state.admit(at: anchor, stopped: stopRequested())
+            Self.activate(engine, for: admission)
+            return admission
+        }
         LoopRegistry.shared.register(self)
-        activateEngine(for: admission)
         return admission
     }
 
-    /// Tells the engine, before the run's task exists, that an idle loop became active (so
-    /// virtual time waits for it).
-    private func activateEngine(for admission: LoopStateMachine.Admission) {
-        if admission.activatesEngine { clock.engine.loopDidActivate() }
+    /// Tells the engine that an idle loop became active (so virtual time waits for it), under
+    /// the loop's lock: once `isRunning` can be read as true, the engine counts the loop — else
+    /// a test that saw the loop running could advance time past its first slot. The engine's
+    /// counter is a leaf lock that never calls back into a loop.
+    private static func activate(_ engine: any LoopEngine, for admission: LoopStateMachine.Admission) {
+        if admission.activatesEngine { engine.loopDidActivate() }
     }
 
     /// Starts an admitted run in a task of its own and returns the task.
