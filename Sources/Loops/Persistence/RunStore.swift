@@ -1,0 +1,22 @@
+public import Foundation
+
+/// Where a loop records its runs: so that a restarted process catches up on the slots it
+/// missed (``CatchUp``), and, with a store that several processes share, so that each slot of a
+/// named loop runs in one process only.
+///
+/// A loop with a store claims each slot before its body runs (``claim(_:of:)``), runs the body
+/// only when the claim is granted, and completes the claim when the body has finished
+/// (``complete(_:outcome:finishedAt:)``). Retries of handled errors happen under the same claim.
+public protocol RunStore: Sendable {
+    /// The last slot of `loopName` that was completed, or nil when none was.
+    func lastRun(of loopName: String) async throws -> RunRecord?
+
+    /// Claims `scheduledAt` of `loopName` for this process: nil when the slot has already run or
+    /// is being run elsewhere under a live claim. A store that is unreachable throws; the loop
+    /// retries with its back-off.
+    func claim(_ scheduledAt: Date, of loopName: String) async throws -> SlotClaim?
+
+    /// Records the end of a claimed slot. Throws when the claim was lost (a store shared by
+    /// several processes lets a claim lapse when it is not completed within its lease).
+    func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, finishedAt: Date) async throws
+}
