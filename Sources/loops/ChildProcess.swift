@@ -63,6 +63,11 @@ struct SpawnError: Error, CustomStringConvertible {
 /// The child gets default dispositions for the signals `loops` ignores (SIGTERM, SIGINT…) and an
 /// empty signal mask: ignored signals survive `exec`, and a child that ignored SIGTERM could not
 /// be stopped. Its standard streams are those of `loops`.
+///
+/// The child leads a process group of its own, and SIGTERM/SIGKILL go to that group: a shell
+/// script's own children end with it, as under systemd's `KillMode=control-group`, instead of
+/// outliving a cancelled run. (A terminal's Ctrl-C therefore reaches `loops`, not the command
+/// directly; `loops` turns it into the SIGTERM above.)
 final class ChildProcess: Sendable {
     let pid: pid_t
     /// Set once the child has exited but before it is reaped, under the lock `terminate()` takes,
@@ -94,12 +99,12 @@ final class ChildProcess: Sendable {
         return termination
     }
 
-    /// Sends SIGTERM unless the child has already exited, then SIGKILL after `grace` unless it
-    /// has exited by then: a command that ignores or outlasts SIGTERM must not hold `loops`
+    /// Sends SIGTERM to the child's process group unless the child has already exited, then
+    /// SIGKILL after `grace` unless it has exited by then: a command that ignores or outlasts SIGTERM must not hold `loops`
     /// forever.
     func terminate(killAfter grace: Duration, killed: @escaping @Sendable (pid_t) -> Void) {
         let signalled = exited.withLock { exited in
-            !exited && kill(pid, SIGTERM) == 0
+            !exited && kill(-pid, SIGTERM) == 0
         }
         guard signalled else { return }
         let (seconds, attoseconds) = grace.components
@@ -112,7 +117,7 @@ final class ChildProcess: Sendable {
                 // Reported before the signal: once the child is dead, loops may exit before a
                 // report made afterwards is written.
                 killed(pid)
-                _ = kill(pid, SIGKILL)
+                _ = kill(-pid, SIGKILL)
             }
         }
     }
@@ -173,7 +178,9 @@ final class ChildProcess: Sendable {
         var mask = sigset_t()
         sigemptyset(&mask)
         posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // Group 0: a new group whose ID is the child's PID (setpgid(0, 0) before exec).
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
         var pid: pid_t = 0
         let result = posix_spawnp(&pid, arguments[0], nil, &attributes, argv, envp)

@@ -169,6 +169,8 @@ struct RunCommandFaultTests {
     }
 
     @Test func aRunThatHonoursSigtermIsNotKilled() async throws {
+        // The shell's stderr goes to /dev/null: its `sleep` gets the SIGTERM too (the command's
+        // process group does), and sh reports that on stderr; this test checks what loops says.
         let scratch = try Scratch()
         defer {
             killLeftovers(scratch, "pid")
@@ -176,7 +178,7 @@ struct RunCommandFaultTests {
         }
         let log = scratch.path("log")
         let script = """
-            echo $$ >> '\(scratch.path("pid"))'; \
+            exec 2>/dev/null; echo $$ >> '\(scratch.path("pid"))'; \
             trap 'echo terminated >> "\(log)"; exit 143' TERM; \
             echo start >> '\(log)'; while :; do sleep 0.05; done
             """
@@ -191,6 +193,40 @@ struct RunCommandFaultTests {
         #expect(await loops.finish() == 130)
         #expect(ContinuousClock.now - signalled < .seconds(4), "it waited for the kill-after")
         #expect(scratch.lines("log") == ["start", "terminated"])
+        #expect(loops.stderrLines.isEmpty, "\(loops.stderrLines)")
+    }
+
+    @Test func cancellingARunEndsTheCommandsOwnChildrenToo() async throws {
+        let scratch = try Scratch()
+        defer {
+            killLeftovers(scratch, "pid")
+            scratch.cleanUp()
+        }
+        // The script starts a child of its own (its command line names the scratch directory,
+        // so the clean-up can recognise it; its streams are not the test's pipes, so a surviving
+        // child cannot hold `loops`' output open) and waits for it.
+        let script = """
+            /bin/sh -c 'while :; do sleep 0.05; done' '\(scratch.directory.path)' </dev/null >/dev/null 2>&1 &
+            echo $! >> '\(scratch.path("pid"))'; echo $$ >> '\(scratch.path("pid"))'
+            echo start >> '\(scratch.path("log"))'; wait
+            """
+        let loops = try LoopsProcess(
+            ["run", "--every", "100ms", "--kill-after", "5s", "--", "/bin/sh", "-c", script],
+            scratch: scratch
+        )
+        await waitUntil { scratch.lines("log") == ["start"] && scratch.lines("pid").count == 2 }
+        try #require(scratch.lines("pid").count == 2)
+        let grandchild = try #require(pid_t(scratch.lines("pid")[0]))
+        loops.signal(SIGINT)
+        #expect(await loops.finish() == 130)
+        // The grandchild got the SIGTERM too: gone, or a zombie waiting for its new parent.
+        func ended() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8) else { return true }
+            guard let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(close, offsetBy: 2)] == "Z"
+        }
+        await waitUntil { ended() }
+        #expect(ended(), "the command's own child outlived the cancelled run")
         #expect(loops.stderrLines.isEmpty, "\(loops.stderrLines)")
     }
 
