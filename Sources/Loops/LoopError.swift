@@ -15,6 +15,9 @@ public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
             case systemTimer
             case invalidOption
             case timedOut
+            case storeFailed
+            case corruptRecord
+            case claimLost
         }
 
         private let kind: Kind
@@ -46,6 +49,16 @@ public struct LoopError: Error, Hashable, Sendable, CustomStringConvertible {
         /// through the loop's error path like one the body threw (`onError`, the failure
         /// policy; retried only if `LoopError` is among the handled types).
         public static let timedOut = Code(.timedOut)
+        /// A ``RunStore`` could not be read or written (the message names the store, the loop
+        /// and the cause). Claims that fail this way are retried with the loop's back-off.
+        public static let storeFailed = Code(.storeFailed)
+        /// A ``RunStore`` holds a record it cannot read: a corrupt or foreign file, a row of an
+        /// unknown schema version (the message names the file or table and what is wrong).
+        public static let corruptRecord = Code(.corruptRecord)
+        /// A slot's claim lapsed before the body finished (its lease ran out, or another process
+        /// took the slot over): the body's writes may race a rerun of the same slot, which holds
+        /// a higher fencing token.
+        public static let claimLost = Code(.claimLost)
 
         /// The code's name, e.g. `invalidInterval`.
         public var description: String { kind.rawValue }

@@ -14,6 +14,12 @@ public protocol RunStore: Sendable {
     /// Claims `scheduledAt` of `loopName` for this process: nil when the slot has already run or
     /// is being run elsewhere under a live claim. A store that is unreachable throws; the loop
     /// retries with its back-off.
+    ///
+    /// A store shared by several processes may grant, instead, an *earlier* slot of the same loop
+    /// whose claim lapsed (its process died mid-body): the returned claim's `scheduledAt` is then
+    /// before the one asked for. The loop runs the body for that earlier slot, completes it, and
+    /// asks again for `scheduledAt`, so a slot whose process died runs again on another, with a
+    /// higher fencing token.
     func claim(_ scheduledAt: Date, of loopName: String) async throws -> SlotClaim?
 
     /// Records the end of a claimed slot. Throws when the claim was lost (a store shared by
