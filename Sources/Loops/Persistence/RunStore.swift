@@ -25,4 +25,23 @@ public protocol RunStore: Sendable {
     /// Records the end of a claimed slot. Throws when the claim was lost (a store shared by
     /// several processes lets a claim lapse when it is not completed within its lease).
     func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, finishedAt: Date) async throws
+    /// Suspends until `claim` is lost (see the default implementation); cancelled by the loop
+    /// when the body has finished.
+    func waitForLoss(of claim: SlotClaim) async
+}
+
+extension RunStore {
+    /// Suspends until `claim` is lost and returns then; the loop cancels the body when it
+    /// returns, so that a slot never runs in two processes at once. The loop cancels this call
+    /// when the body has finished.
+    ///
+    /// A claim is lost when the store could not renew its lease in time (a store shared by
+    /// several processes lets a slot be taken over once its lease has run out) or when another
+    /// process took the slot over. This default never returns on its own: a store that a single
+    /// process owns does not lose its claims.
+    public func waitForLoss(of claim: SlotClaim) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(86_400))
+        }
+    }
 }
