@@ -68,13 +68,20 @@ package final class ClockTimer: Sendable {
         case unknown
     }
 
+    /// Whether the fd is still open.
+    private enum Lifecycle {
+        case open
+        /// `reason` is the failure that closed it (nil for a plain close): later sleeps fail
+        /// with it too.
+        case closed(reason: LoopError?)
+    }
+
     private struct State: ~Copyable {
         var heap = DeadlineHeap<Sleeper>()
         var arming = Arming.disarmed
-        /// Set once the fd is closed: later sleeps fail instead of touching a reused number.
-        var closed = false
-        /// Why it was closed, when that was a failure: later sleeps fail with it too.
-        var closeReason: LoopError?
+        /// `.closed` once the fd is closed: later sleeps fail instead of touching a reused
+        /// number.
+        var lifecycle = Lifecycle.open
         /// How many times the kernel reported a step of the wall clock (ECANCELED).
         var clockSteps = 0
         /// How many changes of the system's time zone woke the sleepers.
@@ -173,11 +180,11 @@ package final class ClockTimer: Sendable {
                 state.heap.remove(handle)
                 return .failure(CancellationError())
             }
-            if state.closed {
+            if case .closed(let reason) = state.lifecycle {
                 state.heap.remove(handle)
                 // The failure that closed the timer (epoll_wait on the engine's thread) says more
                 // than "closed", and is what the sleepers already asleep were failed with.
-                return .failure(state.closeReason ?? Self.closedError(clock))
+                return .failure(reason ?? Self.closedError(clock))
             }
             // The waker's action gives the reservation back when it runs before this point, so
             // a failed insert means the sleep was interrupted before it began.
@@ -221,7 +228,7 @@ package final class ClockTimer: Sendable {
     package func handleReadable() -> WakeBatch {
         state.withLock { state in
             var batch = WakeBatch()
-            guard !state.closed else { return batch }
+            guard case .open = state.lifecycle else { return batch }
             let now = now
             state.lastWake = now
             // Reading under the lock keeps read, pop and re-arm atomic with respect to arms by
@@ -268,7 +275,7 @@ package final class ClockTimer: Sendable {
     package func handleZoneChange(isRepeat: Bool = false) -> WakeBatch {
         state.withLock { state in
             var batch = WakeBatch()
-            guard !state.closed else { return batch }
+            guard case .open = state.lifecycle else { return batch }
             if !isRepeat { state.zoneChanges += 1 }
             state.heap.removeAll(into: &batch.stepped)
             do throws(LoopError) {
@@ -288,9 +295,8 @@ package final class ClockTimer: Sendable {
     package func close(failingSleepersWith error: LoopError? = nil) {
         let batch: WakeBatch = state.withLock { state in
             var batch = WakeBatch()
-            guard !state.closed else { return batch }
-            state.closed = true
-            state.closeReason = error
+            guard case .open = state.lifecycle else { return batch }
+            state.lifecycle = .closed(reason: error)
             state.arming = .disarmed
             TimerCore.close(descriptor)
             state.heap.removeAll(into: &batch.failed)

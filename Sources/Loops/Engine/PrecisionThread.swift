@@ -23,21 +23,27 @@ final class PrecisionThread: Sendable {
     /// Token of the eventfd in the epoll set; timer tokens are `clock.rawValue + 1`.
     private static let wakeToken: UInt64 = 0
 
+    /// Where the thread is in its life. Every transition happens under `state`'s lock.
+    private enum Lifecycle {
+        /// Running jobs or waiting for them. `waiting` is true while the thread is (about to
+        /// be) blocked in `epoll_wait` with no job queued: only then does an enqueue need the
+        /// eventfd.
+        case running(waiting: Bool)
+        /// `shutdown()` was called (failure nil) or `epoll_wait` failed: the thread exits after
+        /// its current batch. Timers asked for from now on fail with `failure`, as the sleepers
+        /// that were waiting did.
+        case stopping(failure: LoopError?)
+        /// The thread has left its loop and closed its descriptors; jobs go to the global
+        /// executor from now on.
+        case exited(failure: LoopError?)
+    }
+
     private struct State {
+        var lifecycle = Lifecycle.running(waiting: false)
         /// Jobs to run, in order.
         var jobs: [UnownedJob] = []
         /// Swapped with `jobs` on each drain so that neither array reallocates per tick.
         var spare: [UnownedJob] = []
-        /// True while the thread is (about to be) blocked in `epoll_wait` with no job queued:
-        /// only then does an enqueue need the eventfd.
-        var waiting = false
-        /// `shutdown()` was called: the thread exits after its current batch.
-        var stopping = false
-        /// Why the thread stopped by itself (`epoll_wait` failed): timers asked for later fail
-        /// with it, as the sleepers that were waiting did.
-        var failure: LoopError?
-        /// The thread has exited its loop; jobs go to the global executor from now on.
-        var exited = false
         /// The executor jobs run on: the engine's identity, so that a task preferring the
         /// engine is seen as already on it (no hop back). Unowned: see the type's comment.
         var executor: UnownedTaskExecutor?
@@ -114,15 +120,21 @@ final class PrecisionThread: Sendable {
     /// queued from the thread itself (a sleeper resumed by a timer) costs no system call.
     func enqueue(_ job: UnownedJob) {
         let forward: Bool = state.withLock { state in
-            if state.exited { return true }
-            state.jobs.append(job)
-            if state.waiting {
-                state.waiting = false
+            switch state.lifecycle {
+            case .exited:
+                return true
+            case .running(waiting: true):
+                state.jobs.append(job)
+                state.lifecycle = .running(waiting: false)
                 // Under the lock, so the thread cannot have closed the eventfd (it closes it
-                // only after setting `exited` under this lock).
+                // only after entering `.exited` under this lock).
                 _ = cloops_eventfd_signal(wakeDescriptor)
+                return false
+            case .running(waiting: false), .stopping:
+                // The thread drains its jobs before it waits again or exits.
+                state.jobs.append(job)
+                return false
             }
-            return false
         }
         // After shutdown, tasks that still prefer this executor run on the global one rather
         // than never.
@@ -135,8 +147,11 @@ final class PrecisionThread: Sendable {
     func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
         try state.withLock { (state: inout State) throws(LoopError) -> ClockTimer in
             if let timer = state.timers[clock.rawValue] { return timer }
-            guard !state.stopping else {
-                throw state.failure ?? LoopError(.systemTimer, "the precision engine was shut down")
+            switch state.lifecycle {
+            case .running:
+                break
+            case .stopping(let failure), .exited(let failure):
+                throw failure ?? LoopError(.systemTimer, "the precision engine was shut down")
             }
             let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
             let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(clock.rawValue) + 1)
@@ -160,7 +175,12 @@ final class PrecisionThread: Sendable {
     }
 
     /// Whether the thread has exited and closed its descriptors.
-    var hasExited: Bool { state.withLock { $0.exited } }
+    var hasExited: Bool {
+        state.withLock { state in
+            if case .exited = state.lifecycle { return true }
+            return false
+        }
+    }
 
     /// The descriptors the thread owns besides the timers (for leak and fault tests).
     var ownDescriptors: [Int32] { [epollDescriptor, wakeDescriptor] }
@@ -172,9 +192,8 @@ final class PrecisionThread: Sendable {
     /// exit unless called on the thread itself. Idempotent.
     func shutdown() {
         state.withLock { state in
-            guard !state.stopping else { return }
-            state.stopping = true
-            state.waiting = false
+            guard case .running = state.lifecycle else { return }
+            state.lifecycle = .stopping(failure: nil)
             _ = cloops_eventfd_signal(wakeDescriptor)
         }
         let handle: pthread_t = thread.withLock { handle in
@@ -206,9 +225,13 @@ final class PrecisionThread: Sendable {
                     state.spare.removeAll(keepingCapacity: true)
                     return .run(batch, state.executor)
                 }
-                if state.stopping { return .exit }
-                state.waiting = true
-                return .wait
+                switch state.lifecycle {
+                case .running:
+                    state.lifecycle = .running(waiting: true)
+                    return .wait
+                case .stopping, .exited:
+                    return .exit
+                }
             }
             switch step {
             case .run(let batch, let executor):
@@ -219,15 +242,14 @@ final class PrecisionThread: Sendable {
                 let code = tokens.withUnsafeMutableBufferPointer {
                     cloops_epoll_wait(epollDescriptor, $0.baseAddress, Int32($0.count), -1, &count)
                 }
-                state.withLock { $0.waiting = false }
+                state.withLock { state in
+                    if case .running = state.lifecycle { state.lifecycle = .running(waiting: false) }
+                }
                 guard code == 0 else {
                     // Not EINTR (retried in C): waiting again would fail again, a busy spin.
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
                     let failure = TimerCore.error("epoll_wait", errno: code)
-                    state.withLock { state in
-                        state.stopping = true
-                        state.failure = failure
-                    }
+                    state.withLock { $0.lifecycle = .stopping(failure: failure) }
                     finish(failingSleepersWith: failure)
                     // Nobody will join a thread that stopped by itself.
                     thread.withLock { handle in
@@ -262,7 +284,7 @@ final class PrecisionThread: Sendable {
     /// remaining sleepers and closes every descriptor.
     private func finish(failingSleepersWith failure: LoopError?) {
         let (jobs, timers): ([UnownedJob], [ClockTimer]) = state.withLock { state in
-            state.exited = true
+            state.lifecycle = .exited(failure: failure)
             let jobs = state.jobs
             state.jobs.removeAll()
             let timers = state.timers.compactMap { $0 }
