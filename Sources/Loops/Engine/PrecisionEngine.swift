@@ -42,7 +42,7 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     /// loops on the engine end with a ``LoopError`` (through `onError`) on their first sleep.
     public init(name: String = "swift-loops.precise") {
         do {
-            thread = .success(try PrecisionThread(name: name, minimumWakeSpacing: ClockTimer.defaultWakeSpacing))
+            thread = .success(try PrecisionThread(name: name, registry: TimerRegistry()))
         } catch {
             thread = .failure(error)
         }
@@ -77,17 +77,17 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
 
     /// The number of timerfds open (at most one per clock).
     package var openTimerDescriptorCount: Int {
-        (try? thread.get())?.openTimerCount ?? 0
+        (try? thread.get())?.registry.openDescriptorCount ?? 0
     }
 
     /// The timerfd of `clock`, or nil if nothing slept on that clock yet.
     package func timerDescriptor(for clock: EngineClock) -> Int32? {
-        (try? thread.get())?.existingTimer(for: clock)?.descriptor
+        (try? thread.get())?.registry.descriptor(for: clock)
     }
 
     /// The number of tasks suspended on `clock`.
     package func sleeperCount(on clock: EngineClock) -> Int {
-        (try? thread.get())?.existingTimer(for: clock)?.sleeperCount ?? 0
+        (try? thread.get())?.registry.sleeperCount(on: clock) ?? 0
     }
 
     /// The epoll and eventfd descriptors of the thread.
@@ -109,9 +109,15 @@ extension PrecisionEngine: LoopEngine {
     /// Suspends the calling task until `deadline` on `clock` (see ``LoopEngine``); the thread
     /// resumes it when the clock's timerfd fires.
     package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
-        try Task.checkCancellation()
-        if deadline <= now(clock) { return .deadlineReached }
-        return try await thread.get().timer(for: clock).sleep(until: deadline, waker: waker)
+        switch thread {
+        case .success(let thread):
+            return try await thread.registry.sleep(until: deadline, on: clock, waker: waker, watch: thread.watch)
+        case .failure(let error):
+            // As with a working thread, a deadline already reached needs no timer.
+            try Task.checkCancellation()
+            if deadline <= now(clock) { return .deadlineReached }
+            throw error
+        }
     }
 
     /// Loops on this engine run on its thread unless given another executor.

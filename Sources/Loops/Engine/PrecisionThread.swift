@@ -49,8 +49,6 @@ final class PrecisionThread: Sendable {
         var executor: UnownedTaskExecutor?
         /// The thread's handle, for identity checks (unlike `thread`, kept after the join).
         var handle: pthread_t = 0
-        /// The timer of each clock, created on first use.
-        var timers: [ClockTimer?] = Array(repeating: nil, count: EngineClock.allCases.count)
     }
 
     private let state = LockedValue(State())
@@ -58,12 +56,14 @@ final class PrecisionThread: Sendable {
     let epollDescriptor: Int32
     /// The eventfd that wakes the thread.
     let wakeDescriptor: Int32
-    private let minimumWakeSpacing: Int64
+    /// The timers whose fds the thread waits on.
+    let registry: TimerRegistry
     /// The pthread, for joining; 0 once joined or detached.
     private let thread = LockedValue<pthread_t>(0)
 
-    /// Opens the epoll set and the eventfd and starts the thread.
-    init(name: String, minimumWakeSpacing: Int64) throws(LoopError) {
+    /// Opens the epoll set and the eventfd and starts the thread, which waits on the timers of
+    /// `registry` as they are created.
+    init(name: String, registry: TimerRegistry) throws(LoopError) {
         var epfd: Int32 = -1
         var code = cloops_epoll_create(&epfd)
         guard code == 0 else { throw TimerCore.error("epoll_create1", errno: code) }
@@ -81,7 +81,7 @@ final class PrecisionThread: Sendable {
         }
         self.epollDescriptor = epfd
         self.wakeDescriptor = eventfd
-        self.minimumWakeSpacing = minimumWakeSpacing
+        self.registry = registry
         try start(name: name)
     }
 
@@ -145,33 +145,26 @@ final class PrecisionThread: Sendable {
 
     /// The timer of `clock`, created and added to the epoll set on first use.
     func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
-        try state.withLock { (state: inout State) throws(LoopError) -> ClockTimer in
-            if let timer = state.timers[clock.rawValue] { return timer }
+        try registry.timer(for: clock, watch: watch)
+    }
+
+    /// Adds a new timer's fd to the epoll set (``TimerRegistry``'s `watch`): refused once the
+    /// thread is stopping, since nothing would read the fd and its sleepers would never wake.
+    func watch(_ timer: ClockTimer) throws(LoopError) {
+        try state.withLock { (state: inout State) throws(LoopError) in
             switch state.lifecycle {
             case .running:
                 break
             case .stopping(let failure), .exited(let failure):
                 throw failure ?? LoopError(.systemTimer, "the precision engine was shut down")
             }
-            let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
-            let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(clock.rawValue) + 1)
+            // Under the thread's lock: `finish()` enters `.exited` under it before it closes
+            // the epoll set, so the set is still open here.
+            let code = cloops_epoll_add(epollDescriptor, timer.descriptor, UInt64(timer.clock.rawValue) + 1)
             guard code == 0 else {
-                timer.close()
-                throw TimerCore.error("epoll_ctl(timerfd \(TimerCore.kernelName(clock)))", errno: code)
+                throw TimerCore.error("epoll_ctl(timerfd \(TimerCore.kernelName(timer.clock)))", errno: code)
             }
-            state.timers[clock.rawValue] = timer
-            return timer
         }
-    }
-
-    /// The timer of `clock` if it exists.
-    func existingTimer(for clock: EngineClock) -> ClockTimer? {
-        state.withLock { $0.timers[clock.rawValue] }
-    }
-
-    /// The number of timerfds open (at most one per clock).
-    var openTimerCount: Int {
-        state.withLock { state in state.timers.lazy.filter { $0 != nil }.count }
     }
 
     /// Whether the thread has exited and closed its descriptors.
@@ -274,7 +267,9 @@ final class PrecisionThread: Sendable {
             _ = cloops_eventfd_drain(wakeDescriptor)
             return
         }
-        guard let clock = EngineClock(rawValue: Int(token) - 1), let timer = existingTimer(for: clock) else { return }
+        guard let clock = EngineClock(rawValue: Int(token) - 1), let timer = registry.existingTimer(for: clock) else {
+            return
+        }
         // Resuming a sleeper whose task prefers this executor enqueues its job here, on this
         // thread: the loop body runs in the next drain, without a context switch.
         timer.handleReadable().resume()
@@ -283,15 +278,15 @@ final class PrecisionThread: Sendable {
     /// Marks the thread exited, hands leftover jobs to the global executor, fails the
     /// remaining sleepers and closes every descriptor.
     private func finish(failingSleepersWith failure: LoopError?) {
-        let (jobs, timers): ([UnownedJob], [ClockTimer]) = state.withLock { state in
+        let jobs: [UnownedJob] = state.withLock { state in
             state.lifecycle = .exited(failure: failure)
-            let jobs = state.jobs
-            state.jobs.removeAll()
-            let timers = state.timers.compactMap { $0 }
-            return (jobs, timers)
+            defer { state.jobs.removeAll() }
+            return state.jobs
         }
         for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
-        for timer in timers { timer.close(failingSleepersWith: failure) }
+        // After `.exited`: a timer created from now on is refused by `watch`, and one being
+        // created now holds the registry's lock until it is in `all`.
+        for timer in registry.all { timer.close(failingSleepersWith: failure) }
         TimerCore.close(wakeDescriptor)
         TimerCore.close(epollDescriptor)
     }

@@ -37,21 +37,20 @@ package final class SystemEngine: LoopEngine {
         case dispatchSource
     }
 
-    /// A clock's timer and, on the Dispatch path, the source that reads its fd. Only touched
-    /// under `readers`' lock; the Sendable timer is what leaves it.
-    private struct Reader {
-        let timer: ClockTimer
-        let source: (any DispatchSourceRead)?
-        /// `.realtime` only, and nil when inotify could not watch the link's directory.
-        let zoneWatcher: ZoneWatcher?
+    /// What watches a clock's timer besides the registry: on the Dispatch path the source that
+    /// reads its fd; for `.realtime` the zone watcher (nil when inotify could not watch the
+    /// link's directory).
+    private struct Watchers {
+        var sources: [EngineClock: any DispatchSourceRead] = [:]
+        var zoneWatcher: ZoneWatcher?
     }
 
     private let queue: DispatchQueue
-    private let readers = LockedValue<[EngineClock: Reader]>([:])
+    private let registry: TimerRegistry
+    private let watchers = LockedValue(Watchers())
     private let waitPath: WaitPath
     /// The thread that waits on the epoll path, started with the first timer.
     private let waitingThread = LockedValue<PrecisionThread?>(nil)
-    private let minimumWakeSpacing: Int64
     private let localtimePath: String
 
     /// Creates an engine with no descriptors yet; they are opened on first use per clock.
@@ -68,19 +67,17 @@ package final class SystemEngine: LoopEngine {
     ) {
         self.waitPath = waitPath
         self.queue = DispatchQueue(label: "swift-loops.system-engine")
-        self.minimumWakeSpacing = minimumWakeSpacing
+        self.registry = TimerRegistry(minimumWakeSpacing: minimumWakeSpacing)
         self.localtimePath = localtimePath
     }
 
     deinit {
         // Dispatch must stop watching an fd before it is closed, so the close happens in the
         // cancel handler, not here. `cancel()` does not block, so holding the lock is harmless.
-        readers.withLock { readers in
-            for reader in readers.values {
-                reader.source?.cancel()
-                reader.zoneWatcher?.cancel()
-            }
-            readers.removeAll()
+        watchers.withLock { watchers in
+            for source in watchers.sources.values { source.cancel() }
+            watchers.zoneWatcher?.cancel()
+            watchers = Watchers()
         }
         // Closes the timerfds of the epoll path with the thread's own descriptors.
         waitingThread.withLock { $0 }?.shutdown()
@@ -94,48 +91,45 @@ package final class SystemEngine: LoopEngine {
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
     /// ``LoopEngine``).
     package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
-        try Task.checkCancellation()
-        // Skip the timer lookup (and fd creation) for deadlines already reached, e.g. interval 0.
-        if deadline <= now(clock) { return .deadlineReached }
-        return try await timer(for: clock).sleep(until: deadline, waker: waker)
+        try await registry.sleep(until: deadline, on: clock, waker: waker, watch: watch)
     }
 
     // MARK: - Introspection and test hooks
 
     /// The number of timerfds this engine holds open (at most one per clock).
     package var openTimerDescriptorCount: Int {
-        readers.withLock { $0.count }
+        registry.openDescriptorCount
     }
 
     /// The timerfd of `clock`, or nil if nothing slept on that clock yet.
     package func timerDescriptor(for clock: EngineClock) -> Int32? {
-        readers.withLock { $0[clock]?.timer.descriptor }
+        registry.descriptor(for: clock)
     }
 
     /// The number of tasks suspended on `clock`.
     package func sleeperCount(on clock: EngineClock) -> Int {
-        readers.withLock { $0[clock]?.timer }?.sleeperCount ?? 0
+        registry.sleeperCount(on: clock)
     }
 
     /// The deadline `clock`'s timerfd is armed at, nil when disarmed or not yet created.
     package func armedDeadline(on clock: EngineClock) -> Int64? {
-        readers.withLock { $0[clock]?.timer }?.armedDeadline
+        registry.armedDeadline(on: clock)
     }
 
     /// How many steps of the wall clock the engine has handled (ECANCELED on the realtime fd).
     package var wallClockStepCount: Int {
-        readers.withLock { $0[.realtime]?.timer }?.clockStepCount ?? 0
+        registry.existingTimer(for: .realtime)?.clockStepCount ?? 0
     }
 
     /// How many changes of the system's time zone the engine has handled.
     package var zoneChangeCount: Int {
-        readers.withLock { $0[.realtime]?.timer }?.zoneChangeCount ?? 0
+        registry.existingTimer(for: .realtime)?.zoneChangeCount ?? 0
     }
 
     /// Whether a change of the localtime link wakes realtime sleepers: false before anything
     /// slept on `.realtime`, and when inotify could not watch the link's directory.
     package var isWatchingZone: Bool {
-        readers.withLock { $0[.realtime]?.zoneWatcher != nil }
+        watchers.withLock { $0.zoneWatcher != nil }
     }
 
     /// Runs what a change of the localtime link runs (the zone cache is dropped, every realtime
@@ -161,37 +155,36 @@ package final class SystemEngine: LoopEngine {
         waitingThread.withLock { $0 }?.hasExited ?? false
     }
 
-    // MARK: - Readers
+    // MARK: - Watching the timers
 
-    /// The timer of `clock`, created with its fd (and, on the Dispatch path, its source) on
-    /// first use.
+    /// The timer of `clock`, created with its fd on first use.
     private func timer(for clock: EngineClock) throws(LoopError) -> ClockTimer {
-        try readers.withLock { (readers: inout [EngineClock: Reader]) throws(LoopError) -> ClockTimer in
-            if let reader = readers[clock] { return reader.timer }
-            let timer: ClockTimer
-            var source: (any DispatchSourceRead)?
-            switch waitPath {
-            case .epollThread:
-                timer = try startedWaitingThread().timer(for: clock)
-            case .dispatchSource:
-                timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
-                let reader = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
-                // The handlers hold the timer, never the engine, so that a non-shared engine
-                // can be deinitialised while its sources still exist.
-                reader.setEventHandler { timer.handleReadable().resume() }
-                reader.setCancelHandler { timer.close() }
-                reader.activate()
-                source = reader
+        try registry.timer(for: clock, watch: watch)
+    }
+
+    /// Starts reading a new timer's fd (``TimerRegistry``'s `watch`, under its lock): the
+    /// waiting thread's epoll set, or a `DispatchSourceRead` of the fd; and, for the realtime
+    /// clock, the localtime link.
+    private func watch(_ timer: ClockTimer) throws(LoopError) {
+        switch waitPath {
+        case .epollThread:
+            try startedWaitingThread().watch(timer)
+        case .dispatchSource:
+            let source = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
+            // The handlers hold the timer, never the engine, so that a non-shared engine
+            // can be deinitialised while its sources still exist.
+            source.setEventHandler { timer.handleReadable().resume() }
+            source.setCancelHandler { timer.close() }
+            source.activate()
+            watchers.withLock { $0.sources[timer.clock] = source }
+        }
+        // Created with the first realtime sleeper: an engine that only sleeps on elapsed
+        // time has no use for it.
+        if timer.clock == .realtime {
+            let zoneWatcher = ZoneWatcher(localtimePath: localtimePath, queue: queue) { [queue] in
+                Self.zoneDidChange(timer, queue: queue)
             }
-            // Created with the first realtime sleeper: an engine that only sleeps on elapsed
-            // time has no use for it.
-            let zoneWatcher = clock == .realtime
-                ? ZoneWatcher(localtimePath: localtimePath, queue: queue) { [queue] in
-                    Self.zoneDidChange(timer, queue: queue)
-                }
-                : nil
-            readers[clock] = Reader(timer: timer, source: source, zoneWatcher: zoneWatcher)
-            return timer
+            watchers.withLock { $0.zoneWatcher = zoneWatcher }
         }
     }
 
@@ -199,7 +192,7 @@ package final class SystemEngine: LoopEngine {
     private func startedWaitingThread() throws(LoopError) -> PrecisionThread {
         try waitingThread.withLock { (thread: inout PrecisionThread?) throws(LoopError) -> PrecisionThread in
             if let thread { return thread }
-            let started = try PrecisionThread(name: "swift-loops.engine", minimumWakeSpacing: minimumWakeSpacing)
+            let started = try PrecisionThread(name: "swift-loops.engine", registry: registry)
             thread = started
             return started
         }

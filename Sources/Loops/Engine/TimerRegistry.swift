@@ -1,0 +1,86 @@
+/// The timer of each clock of a kernel engine, created with its timerfd the first time something
+/// sleeps on that clock: the one registry behind both wait paths (the `epoll_wait` thread of
+/// ``SystemEngine`` and ``PrecisionEngine``, and the opt-in `DispatchSourceRead` path). Only how
+/// a timer's fd is watched differs between them, and that is the `watch` closure the engine
+/// passes in.
+///
+/// Lock order: the registry's lock is taken before the engine's own (a thread's state, the
+/// Dispatch sources); a `watch` closure runs under it, so a timer is never visible to sleepers
+/// before its fd is watched, and an engine that shuts down finds every timer in ``all``.
+package final class TimerRegistry: Sendable {
+    private let timers = LockedValue<[ClockTimer?]>(Array(repeating: nil, count: EngineClock.allCases.count))
+    /// See ``ClockTimer/minimumWakeSpacing``.
+    package let minimumWakeSpacing: Int64
+
+    /// Creates an empty registry; timers and their fds come with first use.
+    package init(minimumWakeSpacing: Int64 = ClockTimer.defaultWakeSpacing) {
+        self.minimumWakeSpacing = minimumWakeSpacing
+    }
+
+    /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
+    /// ``LoopEngine/sleep(until:on:waker:)``). A deadline already reached returns at once,
+    /// without a timer (nor an fd: a loop at interval 0 opens none).
+    package func sleep(
+        until deadline: Int64,
+        on clock: EngineClock,
+        waker: Waker?,
+        watch: (ClockTimer) throws(LoopError) -> Void
+    ) async throws -> WakeReason {
+        try Task.checkCancellation()
+        if deadline <= TimerCore.now(clock) { return .deadlineReached }
+        return try await timer(for: clock, watch: watch).sleep(until: deadline, waker: waker)
+    }
+
+    /// The timer of `clock`. On first use it is created (`timerfd_create`) and handed to
+    /// `watch`, which registers its fd with the engine's reader; when `watch` throws, the timer
+    /// is closed and the error thrown.
+    package func timer(
+        for clock: EngineClock,
+        watch: (ClockTimer) throws(LoopError) -> Void
+    ) throws(LoopError) -> ClockTimer {
+        try timers.withLock { (timers: inout [ClockTimer?]) throws(LoopError) -> ClockTimer in
+            if let timer = timers[clock.rawValue] { return timer }
+            let timer = try ClockTimer(clock: clock, minimumWakeSpacing: minimumWakeSpacing)
+            do throws(LoopError) {
+                try watch(timer)
+            } catch {
+                timer.close()
+                throw error
+            }
+            timers[clock.rawValue] = timer
+            return timer
+        }
+    }
+
+    /// The timer of `clock` if something slept on it.
+    package func existingTimer(for clock: EngineClock) -> ClockTimer? {
+        timers.withLock { $0[clock.rawValue] }
+    }
+
+    /// Every timer created so far.
+    package var all: [ClockTimer] {
+        timers.withLock { $0.compactMap { $0 } }
+    }
+
+    // MARK: Introspection
+
+    /// The number of timerfds open (at most one per clock).
+    package var openDescriptorCount: Int {
+        timers.withLock { timers in timers.lazy.filter { $0 != nil }.count }
+    }
+
+    /// The timerfd of `clock`, nil if nothing slept on that clock yet.
+    package func descriptor(for clock: EngineClock) -> Int32? {
+        existingTimer(for: clock)?.descriptor
+    }
+
+    /// The number of tasks suspended on `clock`.
+    package func sleeperCount(on clock: EngineClock) -> Int {
+        existingTimer(for: clock)?.sleeperCount ?? 0
+    }
+
+    /// The deadline `clock`'s timerfd is armed at, nil when disarmed or not yet created.
+    package func armedDeadline(on clock: EngineClock) -> Int64? {
+        existingTimer(for: clock)?.armedDeadline
+    }
+}
