@@ -35,6 +35,8 @@ public final class Loop: Sendable {
     let instruments: LoopInstruments?
     /// The per-iteration timeout in nanoseconds.
     let timeout: Int64?
+    /// Where the loop records its runs and claims its slots; nil when it records nothing.
+    public let store: (any RunStore)?
     let state: LockedValue<LoopStateMachine>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
@@ -60,6 +62,11 @@ public final class Loop: Sendable {
     ///     `RandomizedDelaySec=`); never moves the grid.
     ///   - firstIteration: when the first iteration runs: at start (the default), after one
     ///     interval, or at a given instant.
+    ///   - store: where the loop records its runs (``FileRunStore``, or a store shared by
+    ///     replicas): each slot is claimed before its body runs and runs only when the claim is
+    ///     granted; interval slots then count from the Unix epoch. nil: nothing is recorded.
+    ///   - catchUp: with a `store`, what runs at start of the slots missed while the process was
+    ///     down: none (the default), the latest once, or every one up to a bound.
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
@@ -83,6 +90,8 @@ public final class Loop: Sendable {
         onFailure: FailurePolicy = .endLoop,
         randomizedDelay: RandomizedDelay? = nil,
         firstIteration: FirstIteration = .atStart,
+        store: (any RunStore)? = nil,
+        catchUp: CatchUp = .none,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
         logger: Logger = Logger.current,
@@ -102,6 +111,8 @@ public final class Loop: Sendable {
             onFailure: onFailure,
             randomizedDelay: randomizedDelay,
             firstIteration: firstIteration,
+            store: store,
+            catchUp: catchUp,
             clock: clock,
             executor: executor,
             logger: logger,
@@ -115,7 +126,7 @@ public final class Loop: Sendable {
 
     /// A loop that runs at each of `times` every day (disnake's `@tasks.loop(time=[…])`).
     /// Duplicates are ignored; times in different zones may be mixed. The other parameters are
-    /// those of ``init(schedule:count:reconnect:name:missedTicks:timeout:onFailure:randomizedDelay:firstIteration:clock:executor:logger:metrics:tracer:fileID:line:_:)``.
+    /// those of ``init(schedule:count:reconnect:name:missedTicks:timeout:onFailure:randomizedDelay:firstIteration:store:catchUp:clock:executor:logger:metrics:tracer:fileID:line:_:)``.
     ///
     /// - Throws: ``LoopError`` for an empty list, a `count` ≤ 0 or an invalid option.
     public convenience init(
@@ -128,6 +139,8 @@ public final class Loop: Sendable {
         onFailure: FailurePolicy = .endLoop,
         randomizedDelay: RandomizedDelay? = nil,
         firstIteration: FirstIteration = .atStart,
+        store: (any RunStore)? = nil,
+        catchUp: CatchUp = .none,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
         logger: Logger = Logger.current,
@@ -147,6 +160,8 @@ public final class Loop: Sendable {
             onFailure: onFailure,
             randomizedDelay: randomizedDelay,
             firstIteration: firstIteration,
+            store: store,
+            catchUp: catchUp,
             clock: clock,
             executor: executor,
             logger: logger,
@@ -177,6 +192,11 @@ public final class Loop: Sendable {
     ///     `RandomizedDelaySec=`); never moves the grid.
     ///   - firstIteration: when the first iteration runs: at start (the default), after one
     ///     interval, or at a given instant.
+    ///   - store: where the loop records its runs (``FileRunStore``, or a store shared by
+    ///     replicas): each slot is claimed before its body runs and runs only when the claim is
+    ///     granted; interval slots then count from the Unix epoch. nil: nothing is recorded.
+    ///   - catchUp: with a `store`, what runs at start of the slots missed while the process was
+    ///     down: none (the default), the latest once, or every one up to a bound.
     ///   - clock: the clock intervals are measured on.
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
@@ -201,6 +221,8 @@ public final class Loop: Sendable {
         onFailure: FailurePolicy = .endLoop,
         randomizedDelay: RandomizedDelay? = nil,
         firstIteration: FirstIteration = .atStart,
+        store: (any RunStore)? = nil,
+        catchUp: CatchUp = .none,
         clock: LoopClock = .continuous,
         executor: (any TaskExecutor)? = nil,
         logger: Logger = Logger.current,
@@ -223,9 +245,12 @@ public final class Loop: Sendable {
             timeout: timeout,
             onFailure: onFailure,
             randomizedDelay: randomizedDelay,
-            firstIteration: firstIteration
+            firstIteration: firstIteration,
+            hasStore: store != nil,
+            catchUp: catchUp
         )
         self.body = body
+        self.store = store
         self.clock = clock
         self.executor = executor ?? clock.engine.preferredExecutor
         self.name = name
@@ -435,6 +460,12 @@ public final class Loop: Sendable {
     /// body (so it equals `count` in `afterLoop` when the count was reached). Kept after the run
     /// ends, reset by the next start.
     public var currentLoop: Int { state.withLock { $0.currentLoop } }
+
+    /// The fencing token of the slot whose body runs, granted by the loop's ``store``: strictly
+    /// increasing per loop name across every process that shares the store. Pass it to your own
+    /// writes so that a storage system can refuse those of a claim that has been superseded.
+    /// nil outside a claimed body, and for a loop without a store.
+    public var fencingToken: UInt64? { state.withLock { $0.claim?.fencingToken } }
 
     /// When the next iteration is scheduled; nil when the loop is not running or `stop()` was
     /// called. Unchanged while a failed iteration is retried.

@@ -139,6 +139,7 @@ extension Loop {
         }
         try Task.checkCancellation()
 
+        if let store, try await !catchUp(id, store: store, before: anchor.wall) { return }
         let engine = clock.engine
         var action = iterationsBegin(id, anchor: anchor)
         while true {
@@ -150,7 +151,11 @@ extension Loop {
                 action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
-                action = try await runIteration(id)
+                if let store {
+                    action = try await runClaimedIteration(id, store: store)
+                } else {
+                    action = try await runIteration(id)
+                }
             }
         }
     }
@@ -186,7 +191,7 @@ extension Loop {
 
     /// Reports what a step says happened (outside the lock): misbehaving schedule answers,
     /// missed ticks, the end of an iteration and the beginning of the next.
-    private func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
+    func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
         report(step.rejected)
         if step.missedTicks > 0 {
             instruments?.missed(step.missedTicks)
@@ -241,7 +246,7 @@ extension Loop {
 
     /// One iteration: the body, retried after a back-off while it throws a handled error
     /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
-    private func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
+    func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
         while true {
             do {
                 try await attempt()
@@ -272,37 +277,67 @@ extension Loop {
         }
     }
 
+    /// How a watched attempt ended.
+    private enum AttemptEnding: Sendable {
+        case bodyReturned
+        case timedOut
+        case claimLost
+    }
+
     private func attemptWithinTimeout() async throws {
-        guard let timeout else {
+        let claim = store == nil ? nil : state.withLock { $0.claim }
+        guard timeout != nil || claim != nil else {
             try await body(self)
             return
         }
         let engine = clock.engine
         let intervalClock = clock.intervalClock
-        let deadline = engine.now(intervalClock).addingClamped(timeout)
-        // The body and a watch race; whichever ends first cancels the other, and the group
-        // waits for both, so a timed-out body has finished (cooperatively) before the error is
-        // reported: its iterations never overlap. For virtual time the watch is one more
-        // activity of the loop while the group exists: time moves on only when the body and
-        // the watch both sleep, and not between the watch's wake and the body's cancellation.
-        engine.loopDidActivate()
-        defer { engine.loopDidDeactivate() }
-        let timedOut = try await withThrowingTaskGroup(of: Bool.self, returning: Bool.self) { group in
-            group.addTask {
-                _ = try await engine.sleep(until: deadline, on: intervalClock, waker: nil)
-                return true
+        let deadline = timeout.map { engine.now(intervalClock).addingClamped($0) }
+        let store = self.store
+        // The body and its watches race; whichever ends first cancels the others, and the group
+        // waits for all, so a cancelled body has finished (cooperatively) before the error is
+        // reported: its iterations never overlap, and a slot whose claim was lost is not run
+        // here any more when another process takes it over. For virtual time the watches are
+        // one more activity of the loop while the group exists: time moves on only when the
+        // body and the watches all sleep, and not between a watch's wake and the body's
+        // cancellation.
+        // The loss watch does not sleep on the engine (a store's lease is real time), so only
+        // the timeout's watch is an activity virtual time waits for.
+        if deadline != nil { engine.loopDidActivate() }
+        defer { if deadline != nil { engine.loopDidDeactivate() } }
+        let ending = try await withThrowingTaskGroup(of: AttemptEnding.self, returning: AttemptEnding.self) { group in
+            if let deadline {
+                group.addTask {
+                    _ = try await engine.sleep(until: deadline, on: intervalClock, waker: nil)
+                    return .timedOut
+                }
+            }
+            if let store, let claim {
+                group.addTask {
+                    await store.waitForLoss(of: claim)
+                    try Task.checkCancellation()
+                    return .claimLost
+                }
             }
             group.addTask {
                 try await self.body(self)
-                return false
+                return .bodyReturned
             }
             defer { group.cancelAll() }
-            return try await group.next() ?? false
+            return try await group.next() ?? .bodyReturned
         }
-        if timedOut {
+        switch ending {
+        case .bodyReturned:
+            return
+        case .timedOut:
             throw LoopError(
                 .timedOut,
-                "iteration \(currentLoop) of loop '\(name)' ran past its timeout of \(Duration.nanoseconds(timeout).secondsDescription) and was cancelled"
+                "iteration \(currentLoop) of loop '\(name)' ran past its timeout of \(Duration.nanoseconds(timeout ?? 0).secondsDescription) and was cancelled"
+            )
+        case .claimLost:
+            throw LoopError(
+                .claimLost,
+                "the claim of loop '\(name)' on its slot \(claim.map { $0.scheduledAt.iso8601 } ?? "?") (fencing token \(claim.map { String($0.fencingToken) } ?? "?")) was lost before the body finished; the body was cancelled"
             )
         }
     }

@@ -109,7 +109,13 @@ struct LoopStateMachine {
 
     // MARK: Configuration
 
-    private(set) var schedule: Schedule
+    private(set) var schedule: Schedule {
+        didSet { decisionSchedule = Self.decisionSchedule(for: schedule, policies: policies) }
+    }
+    /// What slots are decided on: `schedule`, or, for an interval loop with a run store, the same
+    /// interval counted from the Unix epoch on the wall clock (``Schedule/alignedToEpoch``), so
+    /// that restarts and replicas agree on the slots.
+    private(set) var decisionSchedule: Schedule
     /// Bumped by every schedule change, so that a run notices it.
     private(set) var scheduleVersion: UInt64 = 0
     let count: Int?
@@ -139,6 +145,8 @@ struct LoopStateMachine {
     private(set) var currentLoop = 0
     private(set) var failed = false
     private(set) var statistics = Statistics()
+    /// The run store's claim under which the body runs.
+    private(set) var claim: SlotClaim?
 
     init(
         schedule: Schedule,
@@ -149,6 +157,7 @@ struct LoopStateMachine {
         policies: LoopPolicies = LoopPolicies()
     ) {
         self.schedule = schedule
+        self.decisionSchedule = Self.decisionSchedule(for: schedule, policies: policies)
         self.count = count
         self.reconnect = reconnect
         self.missedTicksChoice = missedTicks
@@ -465,6 +474,71 @@ struct LoopStateMachine {
         return step
     }
 
+    // MARK: Run store events
+
+    /// A missed slot of a loop with a run store is caught up on at start: its body runs now, for
+    /// `slot` (a wall-clock instant of ``decisionSchedule``).
+    mutating func catchUpBegins(_ id: UInt64, slot: Date, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        guard !executing.run.stopRequested else { return Step(action: .end) }
+        if let count, currentLoop >= count { return Step(action: .end) }
+        executing.position = SchedulePosition(basis: .slot(.wall(slot)), version: scheduleVersion)
+        executing.pendingLateness = ScheduledInstant.wall(slot).lateness(at: now)
+        return beginBody(&executing, now: now)
+    }
+
+    /// The store granted `claim` for the iteration that begins: its body runs under it, for
+    /// `earlierSlot` when the store handed over a lapsed slot instead of the one asked for.
+    mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?) {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
+        lifecycle = .idle
+        self.claim = claim
+        if let earlierSlot, let record = executing.iteration {
+            executing.iteration = IterationRecord(
+                iteration: record.iteration,
+                scheduled: .wall(earlierSlot),
+                started: record.started,
+                began: record.began,
+                lateness: record.lateness
+            )
+        }
+        lifecycle = .running(executing, queued: queued)
+    }
+
+    /// The claimed body has ended (the store was told how): no token any more.
+    mutating func claimReleased(_ id: UInt64) {
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
+        claim = nil
+    }
+
+    /// The store refused the slot (it ran, or runs, elsewhere): the iteration does not happen
+    /// and does not count; the run goes on with the next slot.
+    mutating func slotRefused(_ id: UInt64, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        executing.iteration = nil
+        return decideStep(&executing, now: now)
+    }
+
+    /// After the body of a lapsed earlier slot, the slot the run was at is claimed again: its
+    /// iteration begins anew.
+    mutating func slotResumed(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        // Taken out of the enum while it changes, so it is mutated in place.
+        lifecycle = .idle
+        defer { lifecycle = .running(executing, queued: queued) }
+        guard !executing.run.stopRequested else { return Step(action: .end) }
+        if let count, currentLoop >= count { return Step(action: .end) }
+        if let slot { executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
+        executing.pendingLateness = slot?.lateness(at: now) ?? 0
+        return beginBody(&executing, now: now)
+    }
+
     /// Records the end of a body attempt in the statistics.
     private mutating func bodyEnded(_ executing: inout ExecutingRun, now: LoopNow, error: (any Error)?) {
         if let started = executing.iteration?.started {
@@ -677,9 +751,13 @@ struct LoopStateMachine {
         return max(0, reached.subtractingClamped(pending.deadline))
     }
 
+    private static func decisionSchedule(for schedule: Schedule, policies: LoopPolicies) -> Schedule {
+        policies.alignsToEpoch ? schedule.alignedToEpoch : schedule
+    }
+
     private func decide(after position: SchedulePosition, now: LoopNow) -> SlotDecision {
         SlotDecision.decide(
-            schedule,
+            decisionSchedule,
             version: scheduleVersion,
             after: position,
             policy: missedTicks,

@@ -8,3 +8,8 @@ public enum CatchUp: Sendable, Hashable {
     /// Every missed slot runs, oldest first, up to `limit` of the most recent ones.
     case all(limit: Int)
 }
+
+extension CatchUp {
+    /// The largest `limit` of ``all(limit:)``: a bound on the work a restart can queue.
+    public static let maximumLimit = 100_000
+}

@@ -12,6 +12,11 @@ struct LoopPolicies: Sendable {
     var delay: Delay?
     /// The per-iteration timeout in nanoseconds.
     var timeout: Int64?
+    /// What a loop with a run store runs, at start, of the slots it missed while down.
+    var catchUp = CatchUp.none
+    /// Interval slots count from the Unix epoch on the wall clock: set for a loop with a run
+    /// store (see ``Schedule/alignedToEpoch``).
+    var alignsToEpoch = false
 
     init() {}
 
@@ -22,10 +27,17 @@ struct LoopPolicies: Sendable {
         timeout: Duration?,
         onFailure: FailurePolicy,
         randomizedDelay: RandomizedDelay?,
-        firstIteration: FirstIteration
+        firstIteration: FirstIteration,
+        hasStore: Bool = false,
+        catchUp: CatchUp = .none
     ) throws {
         self.failure = onFailure
         self.firstIteration = firstIteration
+        if case .all(let limit) = catchUp, !(1...CatchUp.maximumLimit).contains(limit) {
+            throw LoopError(.invalidOption, "catchUp: .all(limit:) must be between 1 and \(CatchUp.maximumLimit), got \(limit)")
+        }
+        self.catchUp = catchUp
+        self.alignsToEpoch = hasStore
         if let timeout {
             guard timeout > .zero else {
                 throw LoopError(.invalidOption, "timeout must be positive, got \(timeout)")

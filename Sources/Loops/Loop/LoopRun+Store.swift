@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+
+/// A run of a loop with a ``RunStore``: catch-up at start, and a claim around every body.
+extension Loop {
+    /// Runs, before the run's own schedule, the slots missed since the last one the store
+    /// recorded (``CatchUp``), each under a claim. Returns false when the run ends meanwhile
+    /// (`stop()`, `count`).
+    func catchUp(_ id: UInt64, store: any RunStore, before start: Date) async throws -> Bool {
+        let (catchUp, schedule) = state.withLock { ($0.policies.catchUp, $0.decisionSchedule) }
+        guard catchUp != .none else { return true }
+        guard let record = try await withStoreRetries({ try await store.lastRun(of: self.name) }) else { return true }
+        let slots = catchUp.slots(of: schedule, after: record.scheduledAt, before: start)
+        if !slots.isEmpty {
+            logger.debug(
+                "catching up on slots missed while the loop was down",
+                metadata: [
+                    "loop.missed_slots": "\(slots.count)",
+                    "loop.last_recorded": "\(record.scheduledAt.iso8601)",
+                ]
+            )
+        }
+        for slot in slots {
+            let action = perform(state.withLock { $0.catchUpBegins(id, slot: slot, now: LoopNow(clock)) })
+            guard case .runBody = action else { return false }
+            if case .end = try await runClaimedIteration(id, store: store) { return false }
+        }
+        return true
+    }
+
+    /// Claims the slot of the iteration that begins and runs its body under the claim; a slot
+    /// the store refuses is skipped. When the store hands over an earlier slot whose claim
+    /// lapsed (its process died), that slot's body runs first, then the slot asked for is
+    /// claimed again.
+    func runClaimedIteration(_ id: UInt64, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
+        let asked = state.withLock { $0.executing?.iteration?.scheduled }
+        let askedDate = asked?.date(on: clock) ?? Date(nanosecondsSince1970: clock.engine.now(.realtime))
+        while true {
+            guard let claim = try await claimSlot(askedDate, store: store) else {
+                logger.debug("slot already run elsewhere; skipped", metadata: ["loop.scheduled_at": "\(askedDate.iso8601)"])
+                return perform(state.withLock { $0.slotRefused(id, now: LoopNow(clock)) })
+            }
+            let earlierSlot = claim.scheduledAt < askedDate ? claim.scheduledAt : nil
+            state.withLock { $0.slotClaimed(id, claim: claim, earlierSlot: earlierSlot) }
+            let action = try await runIteration(id, under: claim, store: store)
+            guard earlierSlot != nil else { return action }
+            if case .end = action { return action }
+            let step = perform(state.withLock { $0.slotResumed(id, slot: asked, now: LoopNow(clock)) })
+            guard case .runBody = step else { return step }
+        }
+    }
+
+    /// The iteration (with its retries) under `claim`; the store learns how it ended.
+    private func runIteration(_ id: UInt64, under claim: SlotClaim, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
+        let action: LoopStateMachine.IterationAction
+        do {
+            action = try await runIteration(id)
+        } catch {
+            let outcome: RunRecord.Outcome = error is CancellationError || Task.isCancelled ? .cancelled : .failed("\(error)")
+            await complete(claim, outcome: outcome, store: store, id: id)
+            throw error
+        }
+        // The iteration returned: its body succeeded, or failed and the loop keeps its schedule.
+        let failure = state.withLock { $0.statistics.lastError }
+        await complete(claim, outcome: failure.map { .failed("\($0)") } ?? .succeeded, store: store, id: id)
+        return action
+    }
+
+    /// Records the end of a claimed slot, retried a few times while the store is unreachable.
+    /// A claim lost meanwhile, or a store that stays unreachable, goes to `onError` (by default
+    /// one log line): the slot may run again elsewhere, and the body should know.
+    private func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, store: any RunStore, id: UInt64) async {
+        defer { state.withLock { $0.claimReleased(id) } }
+        let finishedAt = Date(nanosecondsSince1970: clock.engine.now(.realtime))
+        var backoff = Backoff()
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try await store.complete(claim, outcome: outcome, finishedAt: finishedAt)
+                return
+            } catch {
+                let lost = (error as? LoopError)?.code == .claimLost
+                if lost || attempt >= Self.completionAttempts || Task.isCancelled {
+                    let reported = lost
+                        ? error
+                        : LoopError(
+                            .storeFailed,
+                            "loop '\(name)' could not record the end of its slot \(claim.scheduledAt.iso8601) (fencing token \(claim.fencingToken)): \(error)"
+                        )
+                    await reportStoreFailure(reported)
+                    return
+                }
+                let delay = backoff.delay(now: clock.engine.now(clock.intervalClock)) { Double.random(in: 0...min($0, 2)) }
+                logger.debug("the run store did not record the slot's end; retrying", metadata: ["error": "\(error)"])
+                _ = try? await clock.engine.sleep(
+                    until: clock.engine.now(clock.intervalClock).addingClamped(delay),
+                    on: clock.intervalClock,
+                    waker: nil
+                )
+            }
+        }
+    }
+
+    /// How many times the end of a slot is offered to the store before it is reported.
+    private static let completionAttempts = 3
+
+    private func reportStoreFailure(_ error: any Error) async {
+        guard let onError = state.withLock({ $0.onError }) else {
+            logger.error("the run store failed", metadata: ["error": "\(error)"])
+            return
+        }
+        await makeTask { await onError(self, error) }.value
+    }
+
+    /// Claims `slot`, retrying with the loop's back-off while the store fails; nil when the
+    /// store refuses the slot, or when `stop()` is called during the retries.
+    private func claimSlot(_ slot: Date, store: any RunStore) async throws -> SlotClaim? {
+        try await withStoreRetries { try await store.claim(slot, of: self.name) }
+    }
+
+    /// `operation`, retried after a back-off (disnake's, as for handled errors) while it throws:
+    /// a store that is down delays the loop, it does not end it. Returns nil when `stop()` was
+    /// called during a back-off; throws `CancellationError` when the run is cancelled.
+    private func withStoreRetries<Value: Sendable>(_ operation: @Sendable () async throws -> Value?) async throws -> Value? {
+        var backoff = Backoff()
+        while true {
+            do {
+                return try await operation()
+            } catch {
+                try Task.checkCancellation()
+                let engine = clock.engine
+                let now = engine.now(clock.intervalClock)
+                let jitter: @Sendable (Double) -> Double = state.withLock { $0.jitter }
+                let delay = backoff.delay(now: now, jitter: jitter)
+                logger.debug(
+                    "the run store failed; retrying after a back-off",
+                    metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
+                )
+                let reason = try await engine.sleep(until: now.addingClamped(delay), on: clock.intervalClock, waker: waker)
+                if reason == .interrupted, state.withLock({ $0.executing?.run.stopRequested ?? true }) { return nil }
+            }
+        }
+    }
+}
