@@ -36,7 +36,11 @@ struct Run: AsyncParsableCommand {
             (no run past --stall-timeout); if the socket cannot be reached, one warning goes to \
             stderr and the loop runs on. A run past --timeout is terminated like one after \
             SIGINT and fails (exit 124 unless --on-failure continue). The command's environment \
-            has LOOPS_NAME, LOOPS_ITERATION and LOOPS_SCHEDULED_AT (its slot, UTC).
+            has LOOPS_NAME, LOOPS_ITERATION and LOOPS_SCHEDULED_AT (its slot, UTC). With a \
+            state directory (--state-dir, or systemd's StateDirectory=) each slot is recorded in \
+            a file named after --name before it runs, so a slot never runs twice, --every slots \
+            fall on multiples of the interval since 1970, --catch-up runs missed slots at start, \
+            and the command also gets LOOPS_FENCING_TOKEN (strictly increasing per name).
             """
     )
 
@@ -135,6 +139,26 @@ struct Run: AsyncParsableCommand {
     )
     var metricsFile: String?
 
+    @Option(
+        name: .customLong("state-dir"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Record each run in this directory (one file per --name), so that a restart can catch up and slots are never run twice; default: $STATE_DIRECTORY when systemd sets it (StateDirectory=), else nothing is recorded.",
+            valueName: "dir"
+        )
+    )
+    var stateDirectory: String?
+
+    @Option(
+        name: .customLong("catch-up"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "At start, the slots missed while loops was down (needs a state directory): none (the default), latest (the latest once), all (every one, up to 100) or all:N.",
+            valueName: "none|latest|all[:N]"
+        )
+    )
+    var catchUp: String?
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after '--'.", valueName: "command"))
     var command: [String] = []
 
@@ -159,6 +183,14 @@ struct Run: AsyncParsableCommand {
             throw CommandLineError("--fixed-random-delay needs --randomized-delay, e.g. --randomized-delay 5m --fixed-random-delay")
         }
         let policy = try Self.parseFailurePolicy(onFailure)
+        let catchUp = try self.catchUp.map(RunStoreOptions.parseCatchUp) ?? .none
+        let store = try RunStoreOptions.makeRunStore(
+            stateDirectory: stateDirectory,
+            environment: ProcessInfo.processInfo.environment
+        )
+        if store == nil, let given = self.catchUp {
+            throw CommandLineError("--catch-up \(given) needs a state directory: --state-dir DIR, or $STATE_DIRECTORY")
+        }
         guard let program = command.first, !program.isEmpty else {
             throw CommandLineError("a command is required after '--', e.g. loops run --every 5s -- /bin/date")
         }
@@ -177,7 +209,9 @@ struct Run: AsyncParsableCommand {
             timeout: timeout.map { ($0, self.timeout ?? "") },
             stallTimeout: stallTimeout,
             randomizedDelay: delay.map { fixedRandomDelay ? .fixed(upTo: $0) : .upTo($0) },
-            keepsScheduleOnFailure: policy == .keepSchedule
+            keepsScheduleOnFailure: policy == .keepSchedule,
+            store: store,
+            catchUp: catchUp
         )
         // Written once now: a path that cannot be written is bad input, before READY=1.
         let metrics = try metricsFile.map { path in
@@ -288,6 +322,10 @@ struct RunOptions: Sendable {
     let randomizedDelay: RandomizedDelay?
     /// `--on-failure continue`.
     let keepsScheduleOnFailure: Bool
+    /// `--state-dir` or `$STATE_DIRECTORY`.
+    let store: (any RunStore)?
+    /// `--catch-up`.
+    let catchUp: CatchUp
 }
 
 /// A run that failed in a way that ends the loop (or, with `--on-failure continue`, is
@@ -390,6 +428,8 @@ private final class CommandRunner: Sendable {
                 timeout: options.timeout?.duration,
                 onFailure: options.keepsScheduleOnFailure ? .keepSchedule : .endLoop,
                 randomizedDelay: options.randomizedDelay,
+                store: options.store,
+                catchUp: options.catchUp,
                 logger: logger,
                 metrics: metrics?.factory
             ) { [self] loop in
@@ -516,6 +556,7 @@ private final class CommandRunner: Sendable {
         environment["LOOPS_NAME"] = options.name
         environment["LOOPS_ITERATION"] = String(loop.currentLoop)
         environment["LOOPS_SCHEDULED_AT"] = InstantFormat.format(loop.scheduledInstant ?? Date())
+        if let token = loop.fencingToken { environment["LOOPS_FENCING_TOKEN"] = String(token) }
         let termination: ChildTermination
         do {
             termination = try await ChildProcess.run(
