@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "LoopsTestKit", targets: ["LoopsTestKit"]),
         .library(name: "LoopsSystemd", targets: ["LoopsSystemd"]),
         .library(name: "LoopsServiceLifecycle", targets: ["LoopsServiceLifecycle"]),
+        // One run per slot across replicas, on PostgreSQL: the only product that builds postgres-nio.
+        .library(name: "LoopsPostgres", targets: ["LoopsPostgres"]),
         // The parsing behind the `loops` tool, a product so that the fuzz targets of Fuzz/ (a
         // package of their own) can run it in-process; not a stable API.
         .library(name: "LoopsCommandLine", targets: ["LoopsCommandLine"]),
@@ -28,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Only the `loops` tool uses it (`loops run --metrics-file`); no library product depends on it.
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // LoopsPostgres (and the `loops` tool's --postgres) only; `make demo` and users of Loops
+        // alone never build it.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // `make docs` only: a command plugin, no product links it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
@@ -73,6 +78,15 @@ let package = Package(
             dependencies: [
                 "Loops",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "LoopsPostgres",
+            dependencies: [
+                "Loops",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -132,6 +146,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "LoopsPostgresTests",
+            dependencies: ["LoopsPostgres", "Loops", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

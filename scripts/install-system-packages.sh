@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system packages swift-loops builds against (libsystemd-dev, pkg-config) when
-# they are missing. Idempotent; uses sudo when not root.
+# Installs the system packages swift-loops builds against (libsystemd-dev, pkg-config) and the
+# PostgreSQL server the LoopsPostgres tests start for themselves (postgresql), when they are
+# missing. Idempotent; uses sudo when not root.
 set -euo pipefail
 
 missing=()
-for package in libsystemd-dev pkg-config; do
+for package in libsystemd-dev pkg-config postgresql; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
