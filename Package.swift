@@ -105,6 +105,7 @@ let package = Package(
                 "Loops",
                 "LoopsCommandLine",
                 "LoopsSystemd",
+                "LoopsPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

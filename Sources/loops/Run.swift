@@ -150,6 +150,26 @@ struct Run: AsyncParsableCommand {
     var stateDirectory: String?
 
     @Option(
+        name: .customLong("postgres"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Share the runs with every replica that names this PostgreSQL database (postgres://user:password@host:port/db): each slot of --name runs on one replica; default: $LOOPS_POSTGRES_URL.",
+            valueName: "url"
+        )
+    )
+    var postgres: String?
+
+    @Option(
+        name: .customLong("lease"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "With --postgres: how long a replica's claim on a slot lasts without renewal (renewed every third of it while the command runs); a replica that dies loses its slot to another after this. Default 30s, at least 300ms.",
+            valueName: "duration"
+        )
+    )
+    var lease: String?
+
+    @Option(
         name: .customLong("catch-up"),
         parsing: .unconditional,
         help: ArgumentHelp(
@@ -186,10 +206,13 @@ struct Run: AsyncParsableCommand {
         let catchUp = try self.catchUp.map(RunStoreOptions.parseCatchUp) ?? .none
         let store = try RunStoreOptions.makeRunStore(
             stateDirectory: stateDirectory,
-            environment: ProcessInfo.processInfo.environment
+            postgres: postgres,
+            lease: lease,
+            environment: ProcessInfo.processInfo.environment,
+            logger: Logger(label: "loops") { _ in CommandLogHandler() }
         )
         if store == nil, let given = self.catchUp {
-            throw CommandLineError("--catch-up \(given) needs a state directory: --state-dir DIR, or $STATE_DIRECTORY")
+            throw CommandLineError("--catch-up \(given) needs a store: --state-dir DIR, $STATE_DIRECTORY or --postgres URL")
         }
         guard let program = command.first, !program.isEmpty else {
             throw CommandLineError("a command is required after '--', e.g. loops run --every 5s -- /bin/date")

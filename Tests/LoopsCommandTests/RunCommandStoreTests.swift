@@ -118,7 +118,7 @@ struct RunCommandStoreTests {
     }
 
     @Test(arguments: [
-        (["--catch-up", "latest"], "--catch-up latest needs a state directory: --state-dir DIR, or $STATE_DIRECTORY"),
+        (["--catch-up", "latest"], "--catch-up latest needs a store: --state-dir DIR, $STATE_DIRECTORY or --postgres URL"),
         (["--catch-up", "sometimes", "--state-dir", "/tmp"], "--catch-up: 'sometimes' is not none, latest, all or all:N"),
         (["--catch-up", "all:0", "--state-dir", "/tmp"], "--catch-up: '0' in 'all:0' is not a number of slots from 1 to 100000"),
         (["--state-dir", ""], "--state-dir must not be empty"),

@@ -66,22 +66,23 @@ extension Loop {
         return action
     }
 
-    /// Records the end of a claimed slot, retried a few times while the store is unreachable.
-    /// A claim lost meanwhile, or a store that stays unreachable, goes to `onError` (by default
-    /// one log line): the slot may run again elsewhere, and the body should know.
+    /// Records the end of a claimed slot, retried every quarter second at most while the store
+    /// is unreachable: a shared store may hand a slot whose end it never learnt to another
+    /// process, so the end is recorded as soon as the store is back. Gives up when the claim was
+    /// lost (another process took the slot over), or on `stop()` or cancellation; both go to
+    /// `onError` (by default one log line).
     private func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, store: any RunStore, id: UInt64) async {
         defer { state.withLock { $0.claimReleased(id) } }
         let finishedAt = Date(nanosecondsSince1970: clock.engine.now(.realtime))
-        var backoff = Backoff()
-        var attempt = 0
+        var delay = Self.firstCompletionRetry
         while true {
-            attempt += 1
             do {
                 try await store.complete(claim, outcome: outcome, finishedAt: finishedAt)
                 return
             } catch {
                 let lost = (error as? LoopError)?.code == .claimLost
-                if lost || attempt >= Self.completionAttempts || Task.isCancelled {
+                let stopping = state.withLock { $0.executing?.run.stopRequested ?? true }
+                if lost || stopping || Task.isCancelled {
                     let reported = lost
                         ? error
                         : LoopError(
@@ -91,19 +92,21 @@ extension Loop {
                     await reportStoreFailure(reported)
                     return
                 }
-                let delay = backoff.delay(now: clock.engine.now(clock.intervalClock)) { Double.random(in: 0...min($0, 2)) }
                 logger.debug("the run store did not record the slot's end; retrying", metadata: ["error": "\(error)"])
-                _ = try? await clock.engine.sleep(
-                    until: clock.engine.now(clock.intervalClock).addingClamped(delay),
+                let engine = clock.engine
+                _ = try? await engine.sleep(
+                    until: engine.now(clock.intervalClock).addingClamped(delay),
                     on: clock.intervalClock,
-                    waker: nil
+                    waker: waker
                 )
+                delay = min(delay * 2, Self.lastCompletionRetry)
             }
         }
     }
 
-    /// How many times the end of a slot is offered to the store before it is reported.
-    private static let completionAttempts = 3
+    /// The first and the longest pause between two attempts to record a slot's end (ns).
+    private static let firstCompletionRetry: Int64 = 50_000_000
+    private static let lastCompletionRetry: Int64 = 250_000_000
 
     private func reportStoreFailure(_ error: any Error) async {
         guard let onError = state.withLock({ $0.onError }) else {

@@ -763,6 +763,7 @@ struct LoopStateMachine {
             policy: missedTicks,
             intervalClock: intervalClock,
             firstIteration: policies.firstIteration,
+            keepsSlotsOnOverrun: policies.alignsToEpoch,
             now: now
         )
     }

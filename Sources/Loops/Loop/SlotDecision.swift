@@ -120,6 +120,7 @@ struct SlotDecision: Sendable {
         policy: MissedTickPolicy,
         intervalClock: EngineClock,
         firstIteration: FirstIteration = .atStart,
+        keepsSlotsOnOverrun: Bool = false,
         now: LoopNow
     ) -> SlotDecision {
         if let interval = schedule.interval {
@@ -132,7 +133,15 @@ struct SlotDecision: Sendable {
                 now: now
             )
         }
-        return decideWall(schedule, version: version, after: position, policy: policy, firstIteration: firstIteration, now: now)
+        return decideWall(
+            schedule,
+            version: version,
+            after: position,
+            policy: policy,
+            firstIteration: firstIteration,
+            keepsSlotsOnOverrun: keepsSlotsOnOverrun,
+            now: now
+        )
     }
 
     static func decideRelative(
@@ -187,12 +196,16 @@ struct SlotDecision: Sendable {
         return decision
     }
 
+    /// - Parameter keepsSlotsOnOverrun: after an overrun, `.skip` and `.delay` run for the latest
+    ///   slot that has passed instead of for "now": a loop with a run store claims slots by their
+    ///   instants, which must be the schedule's own.
     static func decideWall(
         _ schedule: Schedule,
         version: UInt64,
         after position: SchedulePosition,
         policy: MissedTickPolicy,
         firstIteration: FirstIteration = .atStart,
+        keepsSlotsOnOverrun: Bool = false,
         now: LoopNow
     ) -> SlotDecision {
         var decision = SlotDecision(step: .end)
@@ -216,13 +229,39 @@ struct SlotDecision: Sendable {
         }
         // Overrun or forward clock step: `.burst` runs every missed slot; `.skip` and `.delay`
         // run once now and continue with the next slot after now.
-        let slot = policy.isBurst ? candidate : max(candidate, nowDate)
+        let slot: Date
+        if policy.isBurst {
+            slot = candidate
+        } else if keepsSlotsOnOverrun {
+            slot = Self.latestSlot(of: schedule, from: candidate, notAfter: nowDate)
+        } else {
+            slot = max(candidate, nowDate)
+        }
         let next = decision.validSlot(of: schedule, after: slot).map(ScheduledInstant.wall)
         if !policy.isBurst {
             decision.missedTicks = Self.countSlots(of: schedule, after: candidate, notAfter: nowDate)
         }
         decision.step = .runNow(slot: .wall(slot), next: next)
         return decision
+    }
+
+    /// The latest slot of `schedule` not after `limit`, from `first` (a slot not after it). A
+    /// long way behind, the search starts an hour before `limit` instead of walking every slot.
+    private static func latestSlot(of schedule: Schedule, from first: Date, notAfter limit: Date) -> Date {
+        var latest = first
+        var steps = 0
+        while let slot = schedule.validSlot(after: latest).slot, slot <= limit {
+            latest = slot
+            steps += 1
+            if steps == missedTicksCountLimit {
+                // Once only: from the first slot of the last hour, if it is further on.
+                if let jump = schedule.validSlot(after: limit.addingTimeInterval(-3600)).slot, jump > latest, jump <= limit {
+                    latest = jump
+                }
+                steps = .min
+            }
+        }
+        return latest
     }
 
     /// The slots of `schedule` in `(floor, limit]`, counted up to ``missedTicksCountLimit``.
