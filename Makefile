@@ -103,7 +103,7 @@ fuzz-ci:
 ## `///` comments are absolute: ``/Loops/Loop``. Browse with any static file server, e.g.
 ## `python3 -m http.server -d .build/docs` then http://localhost:8000/documentation/loops.
 DOCS_OUTPUT ?= .build/docs
-DOCS_TARGETS = Loops LoopsTestKit LoopsSystemd LoopsServiceLifecycle
+DOCS_TARGETS = Loops LoopsTestKit LoopsSystemd LoopsServiceLifecycle LoopsPostgres
 docs: system-packages
 	$(SWIFT) package --allow-writing-to-directory $(DOCS_OUTPUT) generate-documentation \
 		$(foreach target,$(DOCS_TARGETS),--target $(target)) \

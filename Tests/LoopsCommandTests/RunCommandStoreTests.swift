@@ -123,6 +123,10 @@ struct RunCommandStoreTests {
         (["--catch-up", "all:0", "--state-dir", "/tmp"], "--catch-up: '0' in 'all:0' is not a number of slots from 1 to 100000"),
         (["--state-dir", ""], "--state-dir must not be empty"),
         (["--state-dir", "/dev/null"], "--state-dir: the run store's directory '/dev/null' is not a directory"),
+        (["--postgres", "mysql://u@h/db"], "--postgres: 'mysql://u@h/db' is not a PostgreSQL URL (postgres://user:password@host:port/database)"),
+        (["--postgres", "postgres://u@127.0.0.1/db", "--state-dir", "/tmp"], "--postgres and --state-dir both name a store; give one"),
+        (["--lease", "1s"], "--lease 1s needs --postgres URL (or LOOPS_POSTGRES_URL)"),
+        (["--postgres", "postgres://u@127.0.0.1/db", "--lease", "100ms"], "--lease must be at least 300ms, got '100ms'"),
     ])
     func badStoreOptionsAreOneLineAndStatusTwo(arguments: [String], line: String) async throws {
         let scratch = try Scratch()
@@ -130,7 +134,7 @@ struct RunCommandStoreTests {
         let loops = try LoopsProcess(
             ["run", "--every", "100ms", "--count", "1"] + arguments + ["--", "/bin/sh", "-c", "touch '\(scratch.path("ran"))'"],
             scratch: scratch,
-            environment: ["STATE_DIRECTORY": ""]
+            environment: ["STATE_DIRECTORY": "", "LOOPS_POSTGRES_URL": ""]
         )
         #expect(await loops.finish() == 2, "\(arguments)")
         #expect(loops.stderrLines == ["loops: error: \(line)"], "\(arguments)")
