@@ -37,13 +37,14 @@ enum PostgresSchema {
         BEGIN
             INSERT INTO loops_loop (name) VALUES (p_loop) ON CONFLICT (name) DO NOTHING;
             PERFORM 1 FROM loops_loop WHERE name = p_loop FOR UPDATE;
-            -- A slot whose replica died mid-body: its lease ran out on this database's clock. A
-            -- restart of the server gives every lease a full term from the restart, so that a
-            -- replica that finished during the outage records it instead of losing the slot.
+            -- A slot whose replica died mid-body (the one asked for, or an earlier one): its
+            -- lease ran out on this database's clock. A restart of the server gives every lease
+            -- a full term from the restart, so that a replica that finished during the outage
+            -- records it instead of losing the slot.
             SELECT r.scheduled_at INTO v_lapsed FROM loops_run r
                 WHERE r.loop = p_loop AND r.finished_at IS NULL
                   AND greatest(r.lease_until, pg_postmaster_start_time() + p_lease_ms * interval '1 millisecond') < clock_timestamp()
-                  AND r.scheduled_at < p_slot
+                  AND r.scheduled_at <= p_slot
                 ORDER BY r.scheduled_at LIMIT 1;
             IF v_lapsed IS NOT NULL THEN
                 UPDATE loops_loop SET last_token = last_token + 1 WHERE name = p_loop RETURNING last_token INTO v_token;
@@ -51,16 +52,6 @@ enum PostgresSchema {
                         lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond'
                     WHERE loop = p_loop AND scheduled_at = v_lapsed;
                 RETURN QUERY SELECT v_lapsed, v_token;
-                RETURN;
-            END IF;
-            -- Taken over after a lapse too: the slot asked for, if it lapsed itself.
-            IF EXISTS (SELECT 1 FROM loops_run r WHERE r.loop = p_loop AND r.scheduled_at = p_slot AND r.finished_at IS NULL
-                       AND greatest(r.lease_until, pg_postmaster_start_time() + p_lease_ms * interval '1 millisecond') < clock_timestamp()) THEN
-                UPDATE loops_loop SET last_token = last_token + 1 WHERE name = p_loop RETURNING last_token INTO v_token;
-                UPDATE loops_run SET token = v_token, owner = p_owner,
-                        lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond'
-                    WHERE loop = p_loop AND scheduled_at = p_slot;
-                RETURN QUERY SELECT p_slot, v_token;
                 RETURN;
             END IF;
             IF EXISTS (SELECT 1 FROM loops_run r WHERE r.loop = p_loop

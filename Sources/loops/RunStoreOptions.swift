@@ -63,12 +63,7 @@ enum RunStoreOptions {
 
     /// `--lease`: a duration in the `--every` syntax, at least 300 ms.
     static func parseLease(_ text: String) throws -> Duration {
-        let duration: Duration
-        do {
-            duration = try DurationFormat.parse(text)
-        } catch let error as CommandLineError {
-            throw CommandLineError("--lease: \(error.message)")
-        }
+        let duration = try Run.parsePositiveDuration(text, option: "--lease")
         guard duration >= PostgresRunStore.minimumLease else {
             throw CommandLineError("--lease must be at least 300ms, got '\(text)'")
         }
