@@ -1,7 +1,7 @@
 # swift-loops — every entry point installs what it needs first.
 SWIFT ?= swift
 
-.PHONY: all demo test check tsan asan ubsan build bench zone-sweep fuzz fuzz-ci docs system-packages clean
+.PHONY: all demo test check tsan asan ubsan build bench bench-postgres zone-sweep fuzz fuzz-ci docs system-packages clean
 
 all: build
 
@@ -33,8 +33,14 @@ bench: system-packages
 		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind binutils >/dev/null; }
-	$(SWIFT) build -c release --package-path Benchmarks
+	$(SWIFT) build -c release --package-path Benchmarks --product LoopsBenchmarks
 	Benchmarks/.build/release/LoopsBenchmarks --output bench-results
+
+## What a PostgresRunStore costs (claims per second, claim latency, a loop iteration with and
+## without the store), against a PostgreSQL server started for the run (scripts/with-postgres.sh).
+bench-postgres: system-packages
+	$(SWIFT) build -c release --package-path Benchmarks --product PostgresBenchmarks
+	bash scripts/with-postgres.sh Benchmarks/.build/release/PostgresBenchmarks
 
 ## Every UTC-offset change of every canonical zone of tzdata from 2000 to 2040: times of day,
 ## cron and calendar schedules against a brute-force scan and systemd-analyze (`make test`

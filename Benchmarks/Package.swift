@@ -21,5 +21,15 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // `make bench-postgres`: claims against a real PostgreSQL (its own product, so that
+        // `make bench` does not build postgres-nio).
+        .executableTarget(
+            name: "PostgresBenchmarks",
+            dependencies: [
+                .product(name: "Loops", package: "swift-loops"),
+                .product(name: "LoopsPostgres", package: "swift-loops"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
