@@ -3,7 +3,7 @@ public import Logging
 public import Loops
 public import PostgresNIO
 
-/// A ``Loops/RunStore`` on PostgreSQL, shared by every replica of a daemon: each slot of a
+/// A ``/Loops/RunStore`` on PostgreSQL, shared by every replica of a daemon: each slot of a
 /// named loop runs on one replica at a time, under a fencing token that strictly increases per
 /// loop name.
 ///
@@ -48,7 +48,7 @@ public final class PostgresRunStore: RunStore {
     /// used when the server offers it, or as `?sslmode=disable|prefer|require` says), with a
     /// client of its own. Call ``shutdown()`` when done.
     ///
-    /// - Throws: ``Loops/LoopError`` (`.invalidOption`) for a URL that is not a PostgreSQL URL, a
+    /// - Throws: ``/Loops/LoopError`` (`.invalidOption`) for a URL that is not a PostgreSQL URL, a
     ///   lease shorter than ``minimumLease`` or a timeout that is not positive.
     public convenience init(
         url: String,
@@ -66,7 +66,7 @@ public final class PostgresRunStore: RunStore {
 
     /// A store with a client of its own on `configuration`. Call ``shutdown()`` when done.
     ///
-    /// - Throws: ``Loops/LoopError`` (`.invalidOption`) for a lease shorter than
+    /// - Throws: ``/Loops/LoopError`` (`.invalidOption`) for a lease shorter than
     ///   ``minimumLease`` or a timeout that is not positive.
     public convenience init(
         configuration: PostgresClient.Configuration,
@@ -84,7 +84,7 @@ public final class PostgresRunStore: RunStore {
 
     /// A store on `client`, which the caller runs (`client.run()`) and shuts down.
     ///
-    /// - Throws: ``Loops/LoopError`` (`.invalidOption`) for a lease shorter than
+    /// - Throws: ``/Loops/LoopError`` (`.invalidOption`) for a lease shorter than
     ///   ``minimumLease`` or a timeout that is not positive.
     public convenience init(
         client: PostgresClient,
@@ -129,7 +129,7 @@ public final class PostgresRunStore: RunStore {
     /// The last finished slot of `loopName`.
     ///
     /// - Throws: ``PostgresRunStoreError`` when the database cannot be reached in time (the loop
-    ///   retries), ``Loops/LoopError`` (`.corruptRecord`) for a row this library cannot read.
+    ///   retries), ``/Loops/LoopError`` (`.corruptRecord`) for a row this library cannot read.
     public func lastRun(of loopName: String) async throws -> RunRecord? {
         try await operation("read the last run of '\(loopName)'") { client, logger in
             let rows = try await client.query(
@@ -173,7 +173,7 @@ public final class PostgresRunStore: RunStore {
 
     /// Records the end of `claim`'s slot.
     ///
-    /// - Throws: ``Loops/LoopError`` (`.claimLost`) when the slot was taken over by another
+    /// - Throws: ``/Loops/LoopError`` (`.claimLost`) when the slot was taken over by another
     ///   replica (its lease ran out), ``PostgresRunStoreError`` when the database cannot be
     ///   reached in time.
     public func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, finishedAt: Date) async throws {

@@ -1,7 +1,7 @@
 public import Loops
 
 /// PostgreSQL could not be reached, or did not answer in time: transient, so a loop retries the
-/// claim after its back-off (``Loops/TransientError``).
+/// claim after its back-off (``/Loops/TransientError``).
 public struct PostgresRunStoreError: TransientError, CustomStringConvertible {
     /// What the store was doing, and why it failed.
     public let message: String
