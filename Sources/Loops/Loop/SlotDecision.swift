@@ -233,7 +233,8 @@ struct SlotDecision: Sendable {
         if policy.isBurst {
             slot = candidate
         } else if keepsSlotsOnOverrun {
-            slot = Self.latestSlot(of: schedule, from: candidate, notAfter: nowDate)
+            // The latest slot that has passed (`now` itself included), else `candidate`.
+            slot = schedule.latestSlots(1, after: candidate, before: nowDate.strictlyLater).last ?? candidate
         } else {
             slot = max(candidate, nowDate)
         }
@@ -243,25 +244,6 @@ struct SlotDecision: Sendable {
         }
         decision.step = .runNow(slot: .wall(slot), next: next)
         return decision
-    }
-
-    /// The latest slot of `schedule` not after `limit`, from `first` (a slot not after it). A
-    /// long way behind, the search starts an hour before `limit` instead of walking every slot.
-    private static func latestSlot(of schedule: Schedule, from first: Date, notAfter limit: Date) -> Date {
-        var latest = first
-        var steps = 0
-        while let slot = schedule.validSlot(after: latest).slot, slot <= limit {
-            latest = slot
-            steps += 1
-            if steps == missedTicksCountLimit {
-                // Once only: from the first slot of the last hour, if it is further on.
-                if let jump = schedule.validSlot(after: limit.addingTimeInterval(-3600)).slot, jump > latest, jump <= limit {
-                    latest = jump
-                }
-                steps = .min
-            }
-        }
-        return latest
     }
 
     /// The slots of `schedule` in `(floor, limit]`, counted up to ``missedTicksCountLimit``.
