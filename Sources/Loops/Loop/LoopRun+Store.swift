@@ -21,7 +21,7 @@ extension Loop {
             )
         }
         for slot in slots {
-            let action = perform(state.withLock { $0.catchUpBegins(id, slot: slot, now: LoopNow(clock)) })
+            let action = perform(state.withLock { $0.slotBegins(id, slot: .wall(slot), now: LoopNow(clock)) })
             guard case .runBody = action else { return false }
             if case .end = try await runClaimedIteration(id, store: store) { return false }
         }
@@ -45,7 +45,7 @@ extension Loop {
             let action = try await runIteration(id, under: claim, store: store)
             guard earlierSlot != nil else { return action }
             if case .end = action { return action }
-            let step = perform(state.withLock { $0.slotResumed(id, slot: asked, now: LoopNow(clock)) })
+            let step = perform(state.withLock { $0.slotBegins(id, slot: asked, now: LoopNow(clock)) })
             guard case .runBody = step else { return step }
         }
     }
@@ -81,8 +81,7 @@ extension Loop {
                 return
             } catch {
                 let lost = (error as? LoopError)?.code == .claimLost
-                let stopping = state.withLock { $0.executing?.run.stopRequested ?? true }
-                if lost || stopping || Task.isCancelled {
+                if lost || runIsStopping || Task.isCancelled {
                     let reported = lost
                         ? error
                         : LoopError(
@@ -141,8 +140,13 @@ extension Loop {
                     metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
                 )
                 let reason = try await engine.sleep(until: now.addingClamped(delay), on: clock.intervalClock, waker: waker)
-                if reason == .interrupted, state.withLock({ $0.executing?.run.stopRequested ?? true }) { return nil }
+                if reason == .interrupted, runIsStopping { return nil }
             }
         }
+    }
+
+    /// `stop()` was called (or the run is gone): store retries give up.
+    private var runIsStopping: Bool {
+        state.withLock { $0.executing?.run.stopRequested ?? true }
     }
 }

@@ -268,12 +268,12 @@ extension Loop {
     }
 
     /// One attempt of the body: inside its iteration's span context when tracing, under the
-    /// loop's timeout when it has one.
+    /// loop's timeout and its run store's claim when it has them.
     private func attempt() async throws {
         if let context = instruments?.iterationContext {
-            try await InstrumentationContext.withValue(context) { try await self.attemptWithinTimeout() }
+            try await InstrumentationContext.withValue(context) { try await self.attemptUnderWatches() }
         } else {
-            try await attemptWithinTimeout()
+            try await attemptUnderWatches()
         }
     }
 
@@ -284,7 +284,7 @@ extension Loop {
         case claimLost
     }
 
-    private func attemptWithinTimeout() async throws {
+    private func attemptUnderWatches() async throws {
         let claim = store == nil ? nil : state.withLock { $0.claim }
         guard timeout != nil || claim != nil else {
             try await body(self)

@@ -476,20 +476,6 @@ struct LoopStateMachine {
 
     // MARK: Run store events
 
-    /// A missed slot of a loop with a run store is caught up on at start: its body runs now, for
-    /// `slot` (a wall-clock instant of ``decisionSchedule``).
-    mutating func catchUpBegins(_ id: UInt64, slot: Date, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
-        guard !executing.run.stopRequested else { return Step(action: .end) }
-        if let count, currentLoop >= count { return Step(action: .end) }
-        executing.position = SchedulePosition(basis: .slot(.wall(slot)), version: scheduleVersion)
-        executing.pendingLateness = ScheduledInstant.wall(slot).lateness(at: now)
-        return beginBody(&executing, now: now)
-    }
-
     /// The store granted `claim` for the iteration that begins: its body runs under it, for
     /// `earlierSlot` when the store handed over a lapsed slot instead of the one asked for.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?) {
@@ -525,9 +511,10 @@ struct LoopStateMachine {
         return decideStep(&executing, now: now)
     }
 
-    /// After the body of a lapsed earlier slot, the slot the run was at is claimed again: its
-    /// iteration begins anew.
-    mutating func slotResumed(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
+    /// A slot that the run-store protocol picks begins now: a missed slot caught up on at start,
+    /// or, after the body of a lapsed earlier slot, the slot the run was at (nil when it had
+    /// none), claimed again.
+    mutating func slotBegins(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
         guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         // Taken out of the enum while it changes, so it is mutated in place.
         lifecycle = .idle
