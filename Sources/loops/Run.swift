@@ -38,7 +38,8 @@ struct Run: AsyncParsableCommand {
             SIGINT and fails (exit 124 unless --on-failure continue). The command's environment \
             has LOOPS_NAME, LOOPS_ITERATION and LOOPS_SCHEDULED_AT (its slot, UTC). With a \
             state directory (--state-dir, or systemd's StateDirectory=) each slot is recorded in \
-            a file named after --name before it runs, so a slot never runs twice, --every slots \
+            a file named after --name before it runs, or with --postgres in a database that \
+            replicas share (each slot then runs on one of them), so a slot never runs twice, --every slots \
             fall on multiples of the interval since 1970, --catch-up runs missed slots at start, \
             and the command also gets LOOPS_FENCING_TOKEN (strictly increasing per name).
             """
@@ -173,7 +174,7 @@ struct Run: AsyncParsableCommand {
         name: .customLong("catch-up"),
         parsing: .unconditional,
         help: ArgumentHelp(
-            "At start, the slots missed while loops was down (needs a state directory): none (the default), latest (the latest once), all (every one, up to 100) or all:N.",
+            "At start, the slots missed while loops was down (needs --state-dir, $STATE_DIRECTORY or --postgres): none (the default), latest (the latest once), all (every one, up to 100) or all:N.",
             valueName: "none|latest|all[:N]"
         )
     )
@@ -204,16 +205,6 @@ struct Run: AsyncParsableCommand {
         }
         let policy = try Self.parseFailurePolicy(onFailure)
         let catchUp = try self.catchUp.map(RunStoreOptions.parseCatchUp) ?? .none
-        let store = try RunStoreOptions.makeRunStore(
-            stateDirectory: stateDirectory,
-            postgres: postgres,
-            lease: lease,
-            environment: ProcessInfo.processInfo.environment,
-            logger: Logger(label: "loops") { _ in CommandLogHandler() }
-        )
-        if store == nil, let given = self.catchUp {
-            throw CommandLineError("--catch-up \(given) needs a store: --state-dir DIR, $STATE_DIRECTORY or --postgres URL")
-        }
         guard let program = command.first, !program.isEmpty else {
             throw CommandLineError("a command is required after '--', e.g. loops run --every 5s -- /bin/date")
         }
@@ -222,6 +213,17 @@ struct Run: AsyncParsableCommand {
         // systemd sees start and then fail at the first run (possibly hours later).
         if let problem = ChildProcess.problem(running: program, path: ProcessInfo.processInfo.environment["PATH"]) {
             throw CommandLineError(problem)
+        }
+        // Last of the checks: opening a store creates its directory, or starts a database client.
+        let store = try RunStoreOptions.makeRunStore(
+            stateDirectory: stateDirectory,
+            postgres: postgres,
+            lease: lease,
+            environment: ProcessInfo.processInfo.environment,
+            logger: Self.logger
+        )
+        if store == nil, let given = self.catchUp {
+            throw CommandLineError("--catch-up \(given) needs a store: --state-dir DIR, $STATE_DIRECTORY or --postgres URL")
         }
         // A write to a closed pipe (stderr read by a logger that died) must fail with EPIPE,
         // not kill loops and orphan its run. Runs get the default action back (ChildProcess).
@@ -253,6 +255,10 @@ struct Run: AsyncParsableCommand {
         let status = try await runner.run(schedule: schedule, count: count)
         if status != 0 { throw ExitCode(status) }
     }
+
+    /// Where the loop's, the watchdog's and the store's lines go: stderr, as `loops: <level>: …`
+    /// (never stdout).
+    static let logger = Logger(label: "loops") { _ in CommandLogHandler() }
 
     /// `--name`, or the command's basename (`/usr/local/bin/backup` → `backup`).
     static func loopName(given: String?, program: String) throws -> String {
@@ -345,7 +351,7 @@ struct RunOptions: Sendable {
     let randomizedDelay: RandomizedDelay?
     /// `--on-failure continue`.
     let keepsScheduleOnFailure: Bool
-    /// `--state-dir` or `$STATE_DIRECTORY`.
+    /// `--postgres`, `--state-dir` or `$STATE_DIRECTORY`.
     let store: (any RunStore)?
     /// `--catch-up`.
     let catchUp: CatchUp
@@ -409,8 +415,8 @@ private final class CommandRunner: Sendable {
     let state = LockedValue(RunnerState())
     /// A failed notification was reported; the later ones are not (see ``notify(_:)``).
     let reportedNotifyFailure = Atomic<Bool>(false)
-    /// The loop's and the watchdog's lines go to stderr as `loops: <level>: …` (never stdout).
-    let logger = Logger(label: "loops") { _ in CommandLogHandler() }
+    /// See ``Run/logger``.
+    let logger = Run.logger
 
     init(
         command: [String],
