@@ -20,9 +20,13 @@ demo: system-packages
 ## would otherwise hold memory for the whole run: Swift Testing's backtrace of every thrown error,
 ## and glibc's extra arenas (see Tests/LoopsTests/LoopStressTests.swift).
 TEST_ENV = SWT_SWIFT_ERROR_BACKTRACING_ENABLED=0 MALLOC_ARENA_MAX=1
+## A hung test ends the run after this many seconds, with the backtraces of the test process's
+## threads (scripts/test-watchdog.sh): the suite takes 3 minutes, 7 under a sanitizer.
+TEST_LIMIT ?= 1200
+SAN_TEST_LIMIT ?= 2400
 test: system-packages
 	$(SWIFT) build --build-tests
-	$(TEST_ENV) $(SWIFT) test --skip-build --no-parallel
+	$(TEST_ENV) bash scripts/test-watchdog.sh $(TEST_LIMIT) $(SWIFT) test --skip-build --no-parallel
 
 ## Benchmarks against DispatchSourceTimer, Task.sleep and a raw timerfd loop (never part of
 ## `make test`): builds the separate Benchmarks/ package in release mode, runs every scenario
@@ -56,7 +60,7 @@ zone-sweep: system-packages
 ## (ASan's quarantine, TSan's shadow memory); the stress test's other checks still run, at
 ## full size. See Documentation/Reliability.md.
 SAN_ENV = $(TEST_ENV) LOOPS_STRESS_CHECK_RSS=0
-SAN_TEST = $(SWIFT) test --skip-build --no-parallel
+SAN_TEST = bash scripts/test-watchdog.sh $(SAN_TEST_LIMIT) $(SWIFT) test --skip-build --no-parallel
 
 check: tsan asan ubsan
 

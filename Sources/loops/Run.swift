@@ -320,16 +320,7 @@ struct Run: AsyncParsableCommand {
 
     /// `--kill-after`: a duration in the `--every` syntax, more than zero.
     static func parseKillAfter(_ text: String) throws -> Duration {
-        let grace: Duration
-        do {
-            grace = try DurationFormat.parse(text)
-        } catch let error as CommandLineError {
-            throw CommandLineError("--kill-after: \(error.message)")
-        }
-        guard grace > .zero else {
-            throw CommandLineError("--kill-after must be more than 0, got '\(text)'")
-        }
-        return grace
+        try parsePositiveDuration(text, option: "--kill-after")
     }
 }
 
