@@ -120,6 +120,13 @@ let package = Package(
             path: "Examples/LoopsDemo",
             swiftSettings: strictSettings
         ),
+        // Children of the tests (posix_spawn and waitpid, every wait bounded): a support
+        // target of the test targets, in no product.
+        .target(
+            name: "LoopsTestSupport",
+            path: "Tests/LoopsTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "LoopsTests",
             dependencies: [
@@ -127,6 +134,7 @@ let package = Package(
                 "LoopsTestKit",
                 "CLoopsCore",
                 "CLoopsFaults",
+                "LoopsTestSupport",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -151,12 +159,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LoopsPostgresTests",
-            dependencies: ["LoopsPostgres", "Loops", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LoopsPostgres", "Loops", "LoopsTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "LoopsCommandTests",
-            dependencies: ["Loops"],
+            dependencies: ["Loops", "LoopsTestSupport"],
             swiftSettings: strictSettings
         ),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 /// Runs `loops` to completion without the systemd variables of the test process.

@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 
 /// The built `loops` executable: `LOOPS_BINARY` if set, else next to the test bundle (SwiftPM puts
 /// products and the test bundle in the same directory), found from several starting points so the
@@ -38,46 +39,11 @@ struct BinaryNotFound: Error, CustomStringConvertible {
 }
 
 /// What a run of a program printed and how it ended.
-struct ProgramOutcome {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-}
+typealias ProgramOutcome = SpawnedProcess.Outcome
 
 /// Runs a program to completion with output captured in temporary files (no pipe can fill up);
-/// `environment` adds to the test process's variables (nil removes one).
+/// `environment` adds to the test process's variables (nil removes one). A program still
+/// running after 2 minutes is killed and this throws.
 func runToCompletion(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> ProgramOutcome {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("loops-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout")
-    let errURL = directory.appendingPathComponent("stderr")
-    guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    else { throw CocoaError(.fileWriteUnknown) }
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return ProgramOutcome(
-        status: process.terminationStatus,
-        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-    )
+    try SpawnedProcess.run(executable.path, arguments, environment: SpawnedProcess.environment(with: environment))
 }

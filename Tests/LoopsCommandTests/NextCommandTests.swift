@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 private func loops(_ arguments: String..., environment: [String: String] = [:]) throws -> ProgramOutcome {

@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -28,50 +29,41 @@ struct Scratch {
 /// A running `loops run`, its output in files of the scratch directory; `finish()` waits with a
 /// limit and kills it (by PID) if it overstays.
 final class LoopsProcess {
-    let process = Process()
+    let process: SpawnedProcess
     private let scratch: Scratch
-    private let output: FileHandle
-    private let errors: FileHandle
 
     init(_ arguments: [String], scratch: Scratch, environment: [String: String] = [:]) throws {
         self.scratch = scratch
-        process.executableURL = try loopsBinary()
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
         // Only what the test gives: the test process may itself run under systemd.
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { env[key] = nil }
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        _ = FileManager.default.createFile(atPath: scratch.path("stdout"), contents: nil)
-        _ = FileManager.default.createFile(atPath: scratch.path("stderr"), contents: nil)
-        output = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.path("stdout")))
-        errors = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.path("stderr")))
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        var changes: [String: String?] = ["NOTIFY_SOCKET": nil, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]
+        for (key, value) in environment { changes[key] = value }
+        process = try SpawnedProcess(
+            try loopsBinary().path,
+            arguments,
+            environment: SpawnedProcess.environment(with: changes),
+            stdout: .file(scratch.path("stdout")),
+            stderr: .file(scratch.path("stderr"))
+        )
     }
 
     var stderrLines: [String] { scratch.lines("stderr") }
 
-    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    func signal(_ number: Int32) { process.signal(number) }
 
-    /// The exit status, or nil when it did not exit within `limit` (it is then killed).
+    /// The exit status — the signal's number when a signal ended it, see ``endedBySignal`` —
+    /// or nil when it did not exit within `limit` (it is then killed).
     func finish(within limit: Duration = .seconds(10)) async -> Int32? {
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        switch await process.finish(within: limit) {
+        case .exited(let status): return status
+        case .signaled(let signal): return signal
+        case nil: return nil
         }
-        defer {
-            try? output.close()
-            try? errors.close()
-        }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
+    }
+
+    /// Whether a signal ended it.
+    var endedBySignal: Bool {
+        if case .signaled = process.poll() { return true }
+        return false
     }
 }
 
@@ -203,7 +195,7 @@ struct RunCommandTests {
             try await Task.sleep(for: .milliseconds(step * 4))
             loops.signal(SIGTERM)
             let status = await loops.finish(within: .seconds(5))
-            let killed = loops.process.terminationReason == .uncaughtSignal && status == SIGTERM
+            let killed = loops.endedBySignal && status == SIGTERM
             #expect(killed || status == 0, "SIGTERM after \(step * 4) ms: status \(String(describing: status)), \(loops.stderrLines)")
             #expect(scratch.lines("log").count <= 1)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -60,33 +61,23 @@ struct ClusterProcessTests {
         let executable = try loopsExecutable()
         // The command takes 120 ms of each 200 ms slot: a kill lands mid-run most of the time.
         let script = "echo \"$LOOPS_SCHEDULED_AT $LOOPS_FENCING_TOKEN $PPID\" >> '\(output)'; sleep 0.12"
-        var replicas: [Process] = []
+        var replicas: [SpawnedProcess] = []
         defer {
-            for replica in replicas where replica.isRunning {
-                kill(replica.processIdentifier, SIGKILL)
-                replica.waitUntilExit()
-            }
+            for replica in replicas { replica.kill() }
         }
-        let null = FileHandle(forWritingAtPath: "/dev/null")
         for _ in 0..<3 {
-            let replica = Process()
-            replica.executableURL = executable
-            replica.arguments = ["run", "--name", "job", "--every", "200ms", "--postgres", server.url, "--lease", "2s",
-                                 "--", "/bin/sh", "-c", script]
-            replica.standardOutput = null
-            replica.standardError = null
-            replica.standardInput = FileHandle.nullDevice
-            try replica.run()
-            replicas.append(replica)
+            replicas.append(try SpawnedProcess(
+                executable.path,
+                ["run", "--name", "job", "--every", "200ms", "--postgres", server.url, "--lease", "2s", "--", "/bin/sh", "-c", script]
+            ))
         }
         let started = Date().timeIntervalSince1970
 
         // Kill -9 the replica that runs the latest slot, mid-run.
         try await Task.sleep(for: .seconds(3))
         let latest = try #require(parseRuns(output).max { $0.token < $1.token })
-        let victim = try #require(replicas.first { $0.processIdentifier == latest.replica }, "\(latest)")
-        kill(victim.processIdentifier, SIGKILL)
-        victim.waitUntilExit()
+        let victim = try #require(replicas.first { $0.pid == latest.replica }, "\(latest)")
+        victim.kill()
         let killedAt = Date().timeIntervalSince1970
 
         // PostgreSQL down for a second, then up again.
@@ -98,8 +89,10 @@ struct ClusterProcessTests {
         let restartedAt = Date().timeIntervalSince1970
         try await Task.sleep(for: .seconds(7))
         let terminatedAt = Date().timeIntervalSince1970
-        for replica in replicas where replica.isRunning { kill(replica.processIdentifier, SIGTERM) }
-        for replica in replicas { replica.waitUntilExit() }
+        for replica in replicas { replica.signal(SIGTERM) }
+        for replica in replicas {
+            #expect(await replica.finish(within: .seconds(20)) != nil, "a replica did not end within 20 s of SIGTERM")
+        }
 
         let runs = parseRuns(output)
         let summary = runs.map { "\(index($0.slot) % 10_000):\($0.token)@\($0.replica)" }.joined(separator: " ")
@@ -116,8 +109,8 @@ struct ClusterProcessTests {
         for (_, pair) in twice {
             #expect(pair.count == 2, "\(summary)")
             let sorted = pair.sorted { $0.token < $1.token }
-            #expect(sorted[0].replica == victim.processIdentifier, "only the killed replica's slot reruns: \(summary)")
-            #expect(sorted[1].replica != victim.processIdentifier, "\(summary)")
+            #expect(sorted[0].replica == victim.pid, "only the killed replica's slot reruns: \(summary)")
+            #expect(sorted[1].replica != victim.pid, "\(summary)")
         }
         // No slot lost while the database was up: from the first run to the stop of the
         // database, and from when runs resumed to the end, every slot ran (the slots while

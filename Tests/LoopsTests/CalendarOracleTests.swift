@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 @testable import Loops
@@ -73,36 +74,15 @@ struct CalendarOracleTests {
     /// expression to its normalized form and next elapses (whole seconds since 1970), or to
     /// nil when systemd rejected it.
     static func runAnalyze(_ expressions: [String], base: Int64, iterations: Int, timeZone: String) throws -> [String: AnalyzeResult?] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(analyzePath))
         let baseText = "@\(base / 1_000_000).\(String(format: "%06lld", base % 1_000_000))"
-        process.arguments = ["calendar", "--iterations=\(iterations)", "--base-time=\(baseText)", "--"] + expressions
-        var environment = ProcessInfo.processInfo.environment
-        environment["TZ"] = timeZone
-        environment["LC_ALL"] = "C"
-        environment["SYSTEMD_COLORS"] = "0"
-        process.environment = environment
-        // Files rather than pipes: the child may write more than a pipe holds before exiting,
-        // and stdout (buffered) and stderr must not be interleaved mid-line.
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("calendar-oracle-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let outputURL = directory.appendingPathComponent("out")
-        let errorURL = directory.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        let output = try FileHandle(forWritingTo: outputURL)
-        let errors = try FileHandle(forWritingTo: errorURL)
-        defer {
-            try? output.close()
-            try? errors.close()
-        }
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        process.waitUntilExit()
-        let text = try String(contentsOf: outputURL, encoding: .utf8) + "\n" + String(contentsOf: errorURL, encoding: .utf8)
+        // Files rather than pipes (SpawnedProcess.run): the child may write more than a pipe
+        // holds before exiting, and stdout (buffered) and stderr must not be interleaved mid-line.
+        let outcome = try SpawnedProcess.run(
+            try #require(analyzePath),
+            ["calendar", "--iterations=\(iterations)", "--base-time=\(baseText)", "--"] + expressions,
+            environment: SpawnedProcess.environment(with: ["TZ": timeZone, "LC_ALL": "C", "SYSTEMD_COLORS": "0"])
+        )
+        let text = outcome.stdout + "\n" + outcome.stderr
         return parseAnalyzeOutput(text, expressions: expressions)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -38,7 +39,7 @@ final class TestPostgres: @unchecked Sendable {
     let directory: String
     let port: Int
     private let lock = NSLock()
-    private var process: Process?
+    private var process: SpawnedProcess?
 
     var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable" }
 
@@ -57,39 +58,28 @@ final class TestPostgres: @unchecked Sendable {
     /// Starts the server on the data directory, and waits until it accepts connections.
     func start() throws {
         guard let bin = Self.binDirectory else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        var arguments = ["\(bin)/postgres", "-D", "\(directory)/data", "-k", directory, "-h", "127.0.0.1", "-p", "\(port)",
-                         "-c", "fsync=off", "-c", "max_connections=100"]
-        if getuid() == 0 {
-            arguments = ["--reuid=postgres", "--regid=postgres", "--clear-groups"] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: arguments.removeFirst())
-        }
-        process.arguments = arguments
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let server = ["\(bin)/postgres", "-D", "\(directory)/data", "-k", directory, "-h", "127.0.0.1", "-p", "\(port)",
+                      "-c", "fsync=off", "-c", "max_connections=100"]
+        let process = try Self.spawnAsPostgres(server)
         lock.withLock { self.process = process }
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !Self.isReady(port: port) {
-            guard Date() < deadline, process.isRunning else {
+            guard ContinuousClock.now < deadline, process.isRunning else {
                 throw TestPostgresError("the test PostgreSQL did not start on port \(port)")
             }
             usleep(20_000)
         }
     }
 
-    /// Stops the server (SIGINT: fast shutdown) and waits for it.
+    /// Stops the server (SIGINT: fast shutdown) and waits for it (SIGKILL after 60 s).
     func stop() {
-        let process = lock.withLock { () -> Process? in
+        let process = lock.withLock { () -> SpawnedProcess? in
             defer { self.process = nil }
             return self.process
         }
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
+        guard let process else { return }
+        process.signal(SIGINT)
+        if process.waitBlocking(within: .seconds(60)) == nil { process.kill() }
     }
 
     /// Stops the server and removes its directory.
@@ -105,23 +95,23 @@ final class TestPostgres: @unchecked Sendable {
         return "postgres://postgres@127.0.0.1:\(port)/\(name)?sslmode=disable"
     }
 
+    /// `command` as the unprivileged `postgres` user when the tests run as root (PostgreSQL
+    /// refuses to run as root), from /tmp (a directory that user can enter).
+    private static func asPostgres(_ command: [String]) -> (executable: String, arguments: [String]) {
+        guard getuid() == 0 else { return (command[0], Array(command.dropFirst())) }
+        return ("/usr/bin/setpriv", ["--reuid=postgres", "--regid=postgres", "--clear-groups"] + command)
+    }
+
+    private static func spawnAsPostgres(_ command: [String]) throws -> SpawnedProcess {
+        let (executable, arguments) = asPostgres(command)
+        return try SpawnedProcess(executable, arguments, workingDirectory: "/tmp")
+    }
+
     private static func runAsPostgres(_ command: [String]) throws {
-        let process = Process()
-        if getuid() == 0 {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=postgres", "--regid=postgres", "--clear-groups"] + command
-        } else {
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-        }
-        process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
-        let null = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = null
-        process.standardError = null
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestPostgresError("\(command.joined(separator: " ")) exited with \(process.terminationStatus)")
+        let (executable, arguments) = asPostgres(command)
+        let outcome = try SpawnedProcess.run(executable, arguments, workingDirectory: "/tmp")
+        guard outcome.termination == .exited(0) else {
+            throw TestPostgresError("\(command.joined(separator: " ")) \(outcome.termination): \(outcome.stderr)")
         }
     }
 
@@ -147,15 +137,10 @@ final class TestPostgres: @unchecked Sendable {
     /// still starting up).
     private static func isReady(port: Int) -> Bool {
         guard let bin = binDirectory else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(bin)/pg_isready")
-        process.arguments = ["-q", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres"]
-        let null = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = null
-        process.standardError = null
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
+        let outcome = try? SpawnedProcess.run(
+            "\(bin)/pg_isready", ["-q", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres"], within: .seconds(10)
+        )
+        return outcome?.termination == .exited(0)
     }
 
     /// Runs `sql` with psql on database `name` of this server.
