@@ -24,9 +24,16 @@ TEST_ENV = SWT_SWIFT_ERROR_BACKTRACING_ENABLED=0 MALLOC_ARENA_MAX=1
 ## threads (scripts/test-watchdog.sh): the suite takes 3 minutes, 7 under a sanitizer.
 TEST_LIMIT ?= 1200
 SAN_TEST_LIMIT ?= 2400
+## The console gets build errors, test failures and the summary (-q): a CI log has a size
+## limit, and the whole build and event log of the suite ran to half a megabyte per pass.
+## VERBOSE=1 prints every build step and every test. Each test's result and duration go to
+## test-results-swift-testing.xml in the build folder either way.
+VERBOSE ?=
+QUIET = $(if $(VERBOSE),,-q)
 test: system-packages
-	$(SWIFT) build --build-tests
-	$(TEST_ENV) bash scripts/test-watchdog.sh $(TEST_LIMIT) $(SWIFT) test --skip-build --no-parallel
+	$(SWIFT) build --build-tests $(QUIET)
+	$(TEST_ENV) bash scripts/test-watchdog.sh $(TEST_LIMIT) \
+		$(SWIFT) test --skip-build --no-parallel $(QUIET) --xunit-output .build/test-results.xml
 
 ## Benchmarks against DispatchSourceTimer, Task.sleep and a raw timerfd loop (never part of
 ## `make test`): builds the separate Benchmarks/ package in release mode, runs every scenario
@@ -60,23 +67,24 @@ zone-sweep: system-packages
 ## (ASan's quarantine, TSan's shadow memory); the stress test's other checks still run, at
 ## full size. See Documentation/Reliability.md.
 SAN_ENV = $(TEST_ENV) LOOPS_STRESS_CHECK_RSS=0
-SAN_TEST = bash scripts/test-watchdog.sh $(SAN_TEST_LIMIT) $(SWIFT) test --skip-build --no-parallel
+SAN_TEST = bash scripts/test-watchdog.sh $(SAN_TEST_LIMIT) $(SWIFT) test --skip-build --no-parallel $(QUIET)
 
 check: tsan asan ubsan
 
 ## ThreadSanitizer (CI runs it after `make test`), with the one documented runtime suppression.
 tsan: system-packages
-	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) build --build-tests $(QUIET) --sanitize=thread --scratch-path .build-tsan
 	$(SAN_ENV) TSAN_OPTIONS="suppressions=$(CURDIR)/scripts/tsan-suppressions.txt" \
-		$(SAN_TEST) --sanitize=thread --scratch-path .build-tsan
+		$(SAN_TEST) --sanitize=thread --scratch-path .build-tsan --xunit-output .build-tsan/test-results.xml
 
 ## AddressSanitizer. LeakSanitizer is off (detect_leaks=0): at exit it reports only objects of
 ## XCTest itself and of Foundation's Process as the test helpers spawn children, none with a
 ## frame in Sources/; leaks of ours are what the stress test checks (every loop deallocated
 ## once let go, no fd left open). Details: Documentation/Reliability.md.
 asan: system-packages
-	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
-	$(SAN_ENV) ASAN_OPTIONS=detect_leaks=0 $(SAN_TEST) --sanitize=address --scratch-path .build-asan
+	$(SWIFT) build --build-tests $(QUIET) --sanitize=address --scratch-path .build-asan
+	$(SAN_ENV) ASAN_OPTIONS=detect_leaks=0 $(SAN_TEST) --sanitize=address --scratch-path .build-asan \
+		--xunit-output .build-asan/test-results.xml
 
 ## UndefinedBehaviorSanitizer. Swift 6.3.1 rejects `--sanitize=undefined` on Linux ("unsupported
 ## option '-sanitize=undefined' for target 'x86_64-unknown-linux-gnu'"), so clang's UBSan goes
@@ -85,9 +93,9 @@ asan: system-packages
 UBSAN_FLAGS = -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
 	-Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
 ubsan: system-packages
-	$(SWIFT) build --build-tests --scratch-path .build-ubsan $(UBSAN_FLAGS)
+	$(SWIFT) build --build-tests $(QUIET) --scratch-path .build-ubsan $(UBSAN_FLAGS)
 	$(SAN_ENV) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(SAN_TEST) --scratch-path .build-ubsan $(UBSAN_FLAGS)
+		$(SAN_TEST) --scratch-path .build-ubsan $(UBSAN_FLAGS) --xunit-output .build-ubsan/test-results.xml
 
 ## libFuzzer with AddressSanitizer on the calendar, cron and --times parsers, the tool's --every
 ## and --from parsers and the whole `loops next` argument vector: builds the separate Fuzz/
