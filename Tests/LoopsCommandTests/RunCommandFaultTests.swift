@@ -1,4 +1,5 @@
 import Foundation
+import LoopsTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -29,18 +30,12 @@ private enum Stream {
     case file(String)
 }
 
-/// `loops` spawned with `posix_spawn`, for standard streams that `Process` cannot give: closed,
-/// or a pipe nobody reads. `finish()` waits with a limit and kills it (by PID) if it overstays.
+/// `loops` with standard streams a shell can give but `Process` cannot: closed, or a pipe
+/// nobody reads. `finish()` waits with a limit and kills it (by PID) if it overstays.
 private final class RawLoops {
-    let pid: pid_t
+    private let process: SpawnedProcess
 
     init(_ arguments: [String], stdout: Stream, stderr: Stream) throws {
-        let binary = try loopsBinary().path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-
         // One connected pair serves both streams. Both ends must be close-on-exec from their
         // creation, so that no child another test spawns meanwhile holds the reading end: Glibc
         // does not export pipe2, and socketpair with SOCK_CLOEXEC behaves like a pipe here
@@ -57,45 +52,30 @@ private final class RawLoops {
             close(ends[0])
         }
         defer { if pipeWanted { close(ends[1]) } }
-        for (descriptor, stream) in [(Int32(1), stdout), (Int32(2), stderr)] {
+        func spawned(_ stream: Stream) -> SpawnedProcess.Stream {
             switch stream {
-            case .closed: posix_spawn_file_actions_addclose(&actions, descriptor)
-            case .brokenPipe: posix_spawn_file_actions_adddup2(&actions, ends[1], descriptor)
-            case .file(let path): posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            case .closed: return .closed
+            case .brokenPipe: return .descriptor(ends[1])
+            case .file(let path): return .file(path)
             }
         }
-
-        var environment = ProcessInfo.processInfo.environment
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { environment[key] = nil }
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, binary, &actions, nil, argv, envp)
-        guard result == 0 else { throw POSIXError(.init(rawValue: result) ?? .EIO) }
-        self.pid = pid
+        process = try SpawnedProcess(
+            try loopsBinary().path,
+            arguments,
+            environment: SpawnedProcess.environment(with: ["NOTIFY_SOCKET": nil, "WATCHDOG_USEC": nil, "WATCHDOG_PID": nil]),
+            stdout: spawned(stdout),
+            stderr: spawned(stderr)
+        )
     }
 
     /// How `loops` ended: exited with a status, or killed by a signal; nil when it did not end
     /// within `limit` (it is then killed).
     func finish(within limit: Duration = .seconds(10)) async -> (exited: Int32?, signal: Int32?)? {
-        let deadline = ContinuousClock.now + limit
-        var status: Int32 = 0
-        while ContinuousClock.now < deadline {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid {
-                let signal = status & 0x7f
-                return signal == 0 ? ((status >> 8) & 0xff, nil) : (nil, signal)
-            }
-            if result == -1, errno != EINTR { return nil }
-            try? await Task.sleep(for: .milliseconds(10))
+        switch await process.finish(within: limit) {
+        case .exited(let status): return (status, nil)
+        case .signaled(let signal): return (nil, signal)
+        case nil: return nil
         }
-        kill(pid, SIGKILL)
-        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-        return nil
     }
 }
 
