@@ -24,7 +24,9 @@ public import PostgresNIO
 /// and a skew of up to half the lease is tolerated (see Documentation/Cluster.md).
 ///
 /// The store creates and migrates its tables (`loops_schema_version`, `loops_loop`, `loops_run`)
-/// and a function (`loops_claim`) on first use, under an advisory lock.
+/// and a function (`loops_claim`) on first use, under an advisory lock. `loops_run` keeps the
+/// latest ``keptRunsPerLoop`` finished runs of each loop (and every unfinished one); older rows
+/// are deleted as runs complete, so a loop every 200 ms does not add 432,000 rows a day.
 public final class PostgresRunStore: RunStore {
     /// How long a claim lasts without renewal.
     public let lease: Duration
@@ -43,6 +45,13 @@ public final class PostgresRunStore: RunStore {
     static let schemaVersion = 1
     /// The shortest lease: renewals every third of it must fit in.
     public static let minimumLease = Duration.milliseconds(300)
+    /// How many finished runs of each loop `loops_run` keeps: the history to look back on. The
+    /// rows beyond are deleted once every tenth of this many completions (by fencing token).
+    /// Claims do not need them: a slot older than every row left has a later finished run, so
+    /// it is never claimed again either way.
+    public static let keptRunsPerLoop = 1000
+    /// ``keptRunsPerLoop``, smaller in tests.
+    let keptRuns: Int
 
     /// A store on the database of `url` (`postgres://user:password@host:port/database`; TLS is
     /// used when the server offers it, or as `?sslmode=disable|prefer|require` says), with a
@@ -95,12 +104,19 @@ public final class PostgresRunStore: RunStore {
         try self.init(client: client, ownsClient: false, lease: lease, operationTimeout: operationTimeout, logger: logger)
     }
 
+    /// A store on `url` that keeps `keptRuns` finished runs per loop (tests).
+    convenience init(url: String, lease: Duration, keptRuns: Int) throws {
+        let client = PostgresClient(configuration: try PostgresURL.configuration(from: url))
+        try self.init(client: client, ownsClient: true, lease: lease, operationTimeout: nil, logger: Logger.current, keptRuns: keptRuns)
+    }
+
     private init(
         client: PostgresClient,
         ownsClient: Bool,
         lease: Duration,
         operationTimeout: Duration?,
-        logger: Logger
+        logger: Logger,
+        keptRuns: Int = PostgresRunStore.keptRunsPerLoop
     ) throws {
         guard lease >= Self.minimumLease else {
             throw LoopError(.invalidOption, "lease must be at least \(Self.minimumLease), got \(lease)")
@@ -110,6 +126,7 @@ public final class PostgresRunStore: RunStore {
             throw LoopError(.invalidOption, "operationTimeout must be positive, got \(timeout)")
         }
         self.lease = lease
+        self.keptRuns = max(1, keptRuns)
         self.operationTimeout = timeout
         self.client = client
         self.logger = logger
@@ -197,6 +214,30 @@ public final class PostgresRunStore: RunStore {
                 .claimLost,
                 "the claim of loop '\(claim.loopName)' on \(claim.scheduledAt) (fencing token \(claim.fencingToken)) was taken over before its end was recorded"
             )
+        }
+        if claim.fencingToken % UInt64(max(1, keptRuns / 10)) == 0 {
+            await pruneFinishedRuns(of: claim.loopName)
+        }
+    }
+
+    /// Deletes the finished runs of `loopName` beyond the latest ``keptRuns``. The run is
+    /// recorded already: a failure here only leaves the rows for the next time.
+    func pruneFinishedRuns(of loopName: String) async {
+        let offset = keptRuns - 1
+        do {
+            try await operation("delete old runs of '\(loopName)'") { client, logger in
+                _ = try await client.query(
+                    """
+                    DELETE FROM loops_run WHERE loop = \(loopName) AND finished_at IS NOT NULL AND scheduled_at < (
+                        SELECT scheduled_at FROM loops_run WHERE loop = \(loopName) AND finished_at IS NOT NULL
+                        ORDER BY scheduled_at DESC OFFSET \(offset) LIMIT 1
+                    )
+                    """,
+                    logger: logger
+                )
+            }
+        } catch {
+            logger.debug("old runs not deleted", metadata: ["loop.name": "\(loopName)", "error": "\(error)"])
         }
     }
 

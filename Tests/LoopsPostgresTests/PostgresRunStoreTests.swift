@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Loops
-import LoopsPostgres
+@testable import LoopsPostgres
 import Testing
 
 #if canImport(Glibc)
@@ -47,6 +47,39 @@ struct PostgresRunStoreTests {
         #expect(try await store.claim(slot(0).addingTimeInterval(1), of: "backup") == nil)
         // Another loop counts its own tokens.
         #expect(try await store.claim(slot(0), of: "report")?.fencingToken == 1)
+    }
+
+    @Test("loops_run keeps the latest finished runs of each loop; a pruned slot is never claimed again; unfinished runs stay")
+    func oldRunsArePruned() async throws {
+        let url = try TestPostgres.shared.makeDatabase()
+        let database = databaseName(url)
+        // Keeps 5 finished runs per loop, pruning at every completion (5 / 10 rounds up to 1).
+        let store = try PostgresRunStore(url: url, lease: .seconds(5), keptRuns: 5)
+        defer { store.shutdown() }
+        func rows(_ loop: String, finished: Bool) throws -> Int {
+            Int(try TestPostgres.shared.psqlValue(
+                "SELECT count(*) FROM loops_run WHERE loop = '\(loop)' AND finished_at IS \(finished ? "NOT NULL" : "NULL")",
+                database: database
+            )) ?? -1
+        }
+        // A slot claimed and never completed (its replica is still at it).
+        let unfinished = try #require(try await store.claim(slot(0), of: "job"))
+        for index in 1...23 {
+            let claim = try #require(try await store.claim(slot(index), of: "job"))
+            try await store.complete(claim, outcome: .succeeded, finishedAt: slot(index).addingTimeInterval(1))
+        }
+        // Another loop's history is its own.
+        let other = try #require(try await store.claim(slot(0), of: "other"))
+        try await store.complete(other, outcome: .succeeded, finishedAt: slot(0))
+
+        #expect(try rows("job", finished: true) == 5)
+        #expect(try rows("job", finished: false) == 1)
+        #expect(try rows("other", finished: true) == 1)
+        #expect(try await store.lastRun(of: "job")?.scheduledAt == slot(23))
+        // Slot 3's row is gone, and slot 3 still never runs again: later runs have finished.
+        #expect(try await store.claim(slot(3), of: "job") == nil)
+        // The unfinished slot was not touched: it completes normally.
+        try await store.complete(unfinished, outcome: .succeeded, finishedAt: slot(0).addingTimeInterval(9))
     }
 
     @Test("twenty replicas claiming the same slots at once: each slot goes to exactly one, tokens strictly increase")

@@ -143,6 +143,16 @@ final class TestPostgres: @unchecked Sendable {
         return outcome?.termination == .exited(0)
     }
 
+    /// The first column of the first row `sql` returns on database `name` of this server.
+    func psqlValue(_ sql: String, database name: String) throws -> String {
+        let (executable, arguments) = Self.asPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-At", "-d", name, "-c", sql])
+        let outcome = try SpawnedProcess.run(executable, arguments, workingDirectory: "/tmp")
+        guard outcome.termination == .exited(0) else {
+            throw TestPostgresError("psql -c \(sql) \(outcome.termination): \(outcome.stderr)")
+        }
+        return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Runs `sql` with psql on database `name` of this server.
     func psql(_ sql: String, database name: String) throws {
         try Self.runAsPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-d", name, "-c", sql])
