@@ -132,7 +132,9 @@ public final class PostgresRunStore: RunStore {
         self.logger = logger
         let host = ProcessInfo.processInfo.hostName
         self.ownerID = "\(host):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
-        self.runner = ownsClient ? Task { await client.run() } : nil
+        // Immediate, so that run() has begun when init returns: a query before it makes the
+        // client log a warning ("run() hasn't been called yet").
+        self.runner = ownsClient ? Task.immediate { await client.run() } : nil
     }
 
     /// Ends the client the store runs (the URL and configuration initializers); a store on a
