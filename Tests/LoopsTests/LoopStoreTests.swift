@@ -98,6 +98,45 @@ struct LoopStoreTests {
         #expect(!loop.failed)
     }
 
+    @Test("while the store fails the loop is waitingForStore and healthy however long it lasts; the body's stall clock starts at its claim")
+    func waitingForTheStore() async throws {
+        let clock = VirtualClock()
+        let store = MemoryRunStore()
+        store.failNextClaims(1_000)
+        let loop = try Loop(seconds: 3600, count: 1, name: "job", store: store, clock: clock.loopClock) { _ in
+            try await clock.sleep(for: .seconds(20))
+        }
+        loop.setBackoffJitter { _ in 1 }
+        try loop.start()
+        await clock.advance(by: .seconds(600))
+        #expect(loop.status.activity == .waitingForStore)
+        #expect(loop.health(stallTimeout: .seconds(30), overdueTolerance: .seconds(1)) == .healthy)
+        #expect(store.asked.count > 500)
+
+        // The store is back: the next retry (within 1 s) claims, and the body runs 20 s.
+        store.failNextClaims(0)
+        await clock.advance(by: .seconds(1))
+        #expect(loop.status.activity == .runningBody)
+        await clock.advance(by: .seconds(10))
+        // 611 s after the slot, 10–11 s into the body: stalled only past a stall timeout that
+        // short, measured from the claim.
+        #expect(loop.health(stallTimeout: .seconds(30)) == .healthy)
+        guard case .stalled(.runningBody, let running) = loop.health(stallTimeout: .seconds(5)) else {
+            Issue.record("a body 10 s in is not stalled past 5 s: \(loop.health(stallTimeout: .seconds(5)))")
+            return
+        }
+        #expect(running >= .seconds(10) && running <= .seconds(11), "\(running)")
+
+        // Recording the end fails twice: waiting for the store again, healthy, then recorded.
+        store.failNextCompletions(2)
+        await clock.advance(by: .seconds(10.01))
+        #expect(loop.status.activity == .waitingForStore)
+        #expect(loop.health(stallTimeout: .seconds(5), overdueTolerance: .seconds(1)) == .healthy)
+        await clock.advance(by: .seconds(1))
+        #expect(store.completions.map(\.outcome) == [.succeeded])
+        #expect(loop.status.activity == .idle)
+    }
+
     @Test("an earlier slot handed over (its process died) runs first, then the slot asked for, with higher tokens")
     func lapsedSlotRunsAgain() async throws {
         let clock = VirtualClock()

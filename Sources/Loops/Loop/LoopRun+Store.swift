@@ -9,7 +9,7 @@ extension Loop {
     func catchUp(_ id: UInt64, store: any RunStore, before start: Date) async throws -> Bool {
         let (catchUp, schedule) = state.withLock { ($0.policies.catchUp, $0.decisionSchedule) }
         guard catchUp != .none else { return true }
-        guard let record = try await withStoreRetries({ try await store.lastRun(of: self.name) }) else { return true }
+        guard let record = try await withStoreRetries(id, { try await store.lastRun(of: self.name) }) else { return true }
         let slots = catchUp.slots(of: schedule, after: record.scheduledAt, before: start)
         if !slots.isEmpty {
             logger.debug(
@@ -36,12 +36,12 @@ extension Loop {
         let asked = state.withLock { $0.executing?.iteration?.scheduled }
         let askedDate = asked?.date(on: clock) ?? Date(nanosecondsSince1970: clock.engine.now(.realtime))
         while true {
-            guard let claim = try await claimSlot(askedDate, store: store) else {
+            guard let claim = try await claimSlot(askedDate, store: store, id: id) else {
                 logger.debug("slot already run elsewhere; skipped", metadata: ["loop.scheduled_at": "\(askedDate.iso8601)"])
                 return perform(state.withLock { $0.slotRefused(id, now: LoopNow(clock)) })
             }
             let earlierSlot = claim.scheduledAt < askedDate ? claim.scheduledAt : nil
-            state.withLock { $0.slotClaimed(id, claim: claim, earlierSlot: earlierSlot) }
+            state.withLock { $0.slotClaimed(id, claim: claim, earlierSlot: earlierSlot, now: LoopNow(clock)) }
             let action = try await runIteration(id, under: claim, store: store)
             guard earlierSlot != nil else { return action }
             if case .end = action { return action }
@@ -72,7 +72,7 @@ extension Loop {
     /// lost (another process took the slot over), or on `stop()` or cancellation; both go to
     /// `onError` (by default one log line).
     private func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, store: any RunStore, id: UInt64) async {
-        defer { state.withLock { $0.claimReleased(id) } }
+        defer { state.withLock { $0.claimReleased(id); $0.storeWait(id, waiting: false) } }
         let finishedAt = Date(nanosecondsSince1970: clock.engine.now(.realtime))
         var delay = Self.firstCompletionRetry
         while true {
@@ -92,6 +92,7 @@ extension Loop {
                     return
                 }
                 logger.debug("the run store did not record the slot's end; retrying", metadata: ["error": "\(error)"])
+                state.withLock { $0.storeWait(id, waiting: true) }
                 let engine = clock.engine
                 _ = try? await engine.sleep(
                     until: engine.now(clock.intervalClock).addingClamped(delay),
@@ -117,15 +118,17 @@ extension Loop {
 
     /// Claims `slot`, retrying with the loop's back-off while the store fails; nil when the
     /// store refuses the slot, or when `stop()` is called during the retries.
-    private func claimSlot(_ slot: Date, store: any RunStore) async throws -> SlotClaim? {
-        try await withStoreRetries { try await store.claim(slot, of: self.name) }
+    private func claimSlot(_ slot: Date, store: any RunStore, id: UInt64) async throws -> SlotClaim? {
+        try await withStoreRetries(id) { try await store.claim(slot, of: self.name) }
     }
 
     /// `operation`, retried after a back-off (disnake's, as for handled errors) while it throws:
-    /// a store that is down delays the loop, it does not end it. Returns nil when `stop()` was
-    /// called during a back-off; throws `CancellationError` when the run is cancelled.
-    private func withStoreRetries<Value: Sendable>(_ operation: @Sendable () async throws -> Value?) async throws -> Value? {
+    /// a store that is down delays the loop, it does not end it; meanwhile the loop's activity
+    /// is ``LoopActivity/waitingForStore``. Returns nil when `stop()` was called during a
+    /// back-off; throws `CancellationError` when the run is cancelled.
+    private func withStoreRetries<Value: Sendable>(_ id: UInt64, _ operation: @Sendable () async throws -> Value?) async throws -> Value? {
         var backoff = Backoff()
+        defer { state.withLock { $0.storeWait(id, waiting: false) } }
         while true {
             do {
                 return try await operation()
@@ -139,6 +142,7 @@ extension Loop {
                     "the run store failed; retrying after a back-off",
                     metadata: ["error": "\(error)", "delay_seconds": "\(Double(delay) / 1e9)"]
                 )
+                state.withLock { $0.storeWait(id, waiting: true) }
                 let reason = try await engine.sleep(until: now.addingClamped(delay), on: clock.intervalClock, waker: waker)
                 if reason == .interrupted, runIsStopping { return nil }
             }

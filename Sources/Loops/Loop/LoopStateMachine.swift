@@ -95,6 +95,8 @@ struct LoopStateMachine {
         var iteration: IterationRecord?
         /// Lateness of the next body (set when a wake or decision makes it due).
         var pendingLateness: Int64 = 0
+        /// Set while the run waits to retry its failed run store.
+        var waitingForStore = false
 
         init(_ run: Run) { self.run = run }
     }
@@ -478,19 +480,31 @@ struct LoopStateMachine {
 
     /// The store granted `claim` for the iteration that begins: its body runs under it, for
     /// `earlierSlot` when the store handed over a lapsed slot instead of the one asked for.
-    mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?) {
+    /// The store granted `claim`; the body begins now, so its duration and its stall are
+    /// measured from here, not from before a claim that had to wait for the store.
+    mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
         guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
         lifecycle = .idle
         self.claim = claim
-        if let earlierSlot, let record = executing.iteration {
+        if let record = executing.iteration {
             executing.iteration = IterationRecord(
                 iteration: record.iteration,
-                scheduled: .wall(earlierSlot),
-                started: record.started,
-                began: record.began,
+                scheduled: earlierSlot.map { .wall($0) } ?? record.scheduled,
+                started: now,
+                began: now.elapsed,
                 lateness: record.lateness
             )
+            statistics.lastStart = now.wall
         }
+        lifecycle = .running(executing, queued: queued)
+    }
+
+    /// Run `id`'s run store failed: the run waits to retry it (`waiting`), or it answered
+    /// again (`!waiting`).
+    mutating func storeWait(_ id: UInt64, waiting: Bool) {
+        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
+        lifecycle = .idle
+        executing.waitingForStore = waiting
         lifecycle = .running(executing, queued: queued)
     }
 
@@ -780,6 +794,8 @@ struct LoopStateMachine {
             if failed, let error = statistics.lastError { return .failed(String(describing: error)) }
             return .healthy
         }
+        // Retrying the store with back-off is what the loop should do while it is down.
+        if executing.waitingForStore { return .healthy }
         switch executing.phase {
         case .starting, .beforeLoop, .afterLoop:
             return .healthy
@@ -799,6 +815,7 @@ struct LoopStateMachine {
     /// What the executing run does, for the registry.
     var activity: LoopActivity {
         guard case .running(let executing, _) = lifecycle else { return .idle }
+        if executing.waitingForStore { return .waitingForStore }
         switch executing.phase {
         case .starting: return .starting
         case .beforeLoop: return .beforeLoop

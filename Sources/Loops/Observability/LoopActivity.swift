@@ -14,6 +14,10 @@ public enum LoopActivity: String, Hashable, Sendable, CaseIterable, CustomString
     case retrying
     /// `afterLoop` runs.
     case afterLoop
+    /// The loop's ``RunStore`` failed and the loop waits to try again: to claim a slot, to
+    /// record the end of one, or to read the last run at start. Not a stall: ``Loop/health(stallTimeout:overdueTolerance:)``
+    /// reports it healthy, since restarting the process would not bring the store back.
+    case waitingForStore
 
     /// The raw value, e.g. `runningBody`.
     public var description: String { rawValue }

@@ -15,6 +15,7 @@ final class MemoryRunStore: RunStore {
         var claimed: [Date] = []
         var refused: Set<Date> = []
         var failuresLeft = 0
+        var completionFailuresLeft = 0
         var handOver: Date?
         var last: RunRecord?
         var completions: [Completion] = []
@@ -31,6 +32,7 @@ final class MemoryRunStore: RunStore {
 
     func refuse(_ slot: Date) { state.withLock { _ = $0.refused.insert(slot) } }
     func failNextClaims(_ count: Int) { state.withLock { $0.failuresLeft = count } }
+    func failNextCompletions(_ count: Int) { state.withLock { $0.completionFailuresLeft = count } }
     func handOverOnNextClaim(_ slot: Date) { state.withLock { $0.handOver = slot } }
 
     /// Ends `waitForLoss` for the claim with `token`.
@@ -68,7 +70,11 @@ final class MemoryRunStore: RunStore {
     }
 
     func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, finishedAt: Date) async throws {
-        state.withLock { state in
+        try state.withLock { state in
+            if state.completionFailuresLeft > 0 {
+                state.completionFailuresLeft -= 1
+                throw SomeTransientError()
+            }
             state.completions.append(Completion(scheduledAt: claim.scheduledAt, fencingToken: claim.fencingToken, outcome: outcome))
             state.last = RunRecord(scheduledAt: claim.scheduledAt, finishedAt: finishedAt, outcome: outcome, fencingToken: claim.fencingToken)
         }
