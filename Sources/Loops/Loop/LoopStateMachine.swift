@@ -479,9 +479,9 @@ struct LoopStateMachine {
     // MARK: Run store events
 
     /// The store granted `claim` for the iteration that begins: its body runs under it, for
-    /// `earlierSlot` when the store handed over a lapsed slot instead of the one asked for.
-    /// The store granted `claim`; the body begins now, so its duration and its stall are
-    /// measured from here, not from before a claim that had to wait for the store.
+    /// `earlierSlot` when the store handed over a lapsed slot instead of the one asked for. The
+    /// body begins now, so its duration and its stall are measured from here, not from before a
+    /// claim that had to wait for the store.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
         guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
         lifecycle = .idle
