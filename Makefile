@@ -30,10 +30,14 @@ SAN_TEST_LIMIT ?= 2400
 ## test-results-swift-testing.xml in the build folder either way.
 VERBOSE ?=
 QUIET = $(if $(VERBOSE),,-q)
+## Swift Testing's event stream goes to test-events.jsonl in the build folder, so that the
+## watchdog can name the tests that were running when it ended a hung run.
+EVENTS = --event-stream-version 0 --event-stream-output-path
 test: system-packages
 	$(SWIFT) build --build-tests $(QUIET)
-	$(TEST_ENV) bash scripts/test-watchdog.sh $(TEST_LIMIT) \
-		$(SWIFT) test --skip-build --no-parallel $(QUIET) --xunit-output .build/test-results.xml
+	$(TEST_ENV) TEST_EVENTS=.build/test-events.jsonl bash scripts/test-watchdog.sh $(TEST_LIMIT) \
+		$(SWIFT) test --skip-build --no-parallel $(QUIET) --xunit-output .build/test-results.xml \
+		$(EVENTS) .build/test-events.jsonl
 
 ## Benchmarks against DispatchSourceTimer, Task.sleep and a raw timerfd loop (never part of
 ## `make test`): builds the separate Benchmarks/ package in release mode, runs every scenario
@@ -74,8 +78,8 @@ check: tsan asan ubsan
 ## ThreadSanitizer (CI runs it after `make test`), with the one documented runtime suppression.
 tsan: system-packages
 	$(SWIFT) build --build-tests $(QUIET) --sanitize=thread --scratch-path .build-tsan
-	$(SAN_ENV) TSAN_OPTIONS="suppressions=$(CURDIR)/scripts/tsan-suppressions.txt" \
-		$(SAN_TEST) --sanitize=thread --scratch-path .build-tsan --xunit-output .build-tsan/test-results.xml
+	$(SAN_ENV) TEST_EVENTS=.build-tsan/test-events.jsonl TSAN_OPTIONS="suppressions=$(CURDIR)/scripts/tsan-suppressions.txt" \
+		$(SAN_TEST) --sanitize=thread --scratch-path .build-tsan --xunit-output .build-tsan/test-results.xml $(EVENTS) .build-tsan/test-events.jsonl
 
 ## AddressSanitizer. LeakSanitizer is off (detect_leaks=0): at exit it reports only objects of
 ## XCTest itself and of Foundation's Process as the test helpers spawn children, none with a
@@ -83,8 +87,8 @@ tsan: system-packages
 ## once let go, no fd left open). Details: Documentation/Reliability.md.
 asan: system-packages
 	$(SWIFT) build --build-tests $(QUIET) --sanitize=address --scratch-path .build-asan
-	$(SAN_ENV) ASAN_OPTIONS=detect_leaks=0 $(SAN_TEST) --sanitize=address --scratch-path .build-asan \
-		--xunit-output .build-asan/test-results.xml
+	$(SAN_ENV) TEST_EVENTS=.build-asan/test-events.jsonl ASAN_OPTIONS=detect_leaks=0 $(SAN_TEST) --sanitize=address --scratch-path .build-asan \
+		--xunit-output .build-asan/test-results.xml $(EVENTS) .build-asan/test-events.jsonl
 
 ## UndefinedBehaviorSanitizer. Swift 6.3.1 rejects `--sanitize=undefined` on Linux ("unsupported
 ## option '-sanitize=undefined' for target 'x86_64-unknown-linux-gnu'"), so clang's UBSan goes
@@ -94,8 +98,8 @@ UBSAN_FLAGS = -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
 	-Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
 ubsan: system-packages
 	$(SWIFT) build --build-tests $(QUIET) --scratch-path .build-ubsan $(UBSAN_FLAGS)
-	$(SAN_ENV) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(SAN_TEST) --scratch-path .build-ubsan $(UBSAN_FLAGS) --xunit-output .build-ubsan/test-results.xml
+	$(SAN_ENV) TEST_EVENTS=.build-ubsan/test-events.jsonl UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(SAN_TEST) --scratch-path .build-ubsan $(UBSAN_FLAGS) --xunit-output .build-ubsan/test-results.xml $(EVENTS) .build-ubsan/test-events.jsonl
 
 ## libFuzzer with AddressSanitizer on the calendar, cron and --times parsers, the tool's --every
 ## and --from parsers and the whole `loops next` argument vector: builds the separate Fuzz/

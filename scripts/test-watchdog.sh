@@ -5,7 +5,10 @@
 # the frames in this package's own Sources/ and Tests/, which name what hung, then where the
 # full backtraces were written.
 #
-# usage: scripts/test-watchdog.sh LIMIT_SECONDS COMMAND [ARGUMENT...]
+# usage: [TEST_EVENTS=FILE] scripts/test-watchdog.sh LIMIT_SECONDS COMMAND [ARGUMENT...]
+# TEST_EVENTS names the file the command writes Swift Testing's event stream to
+# (--event-stream-output-path): the report then starts with the tests that had started and not
+# ended — for a hang in async code, where no thread has a frame of ours.
 # The exit status is the command's, or 124 when the limit ended it (as timeout(1) reports).
 set -uo pipefail
 
@@ -24,6 +27,16 @@ descendants() {
         echo "$child"
         descendants "$child"
     done
+}
+
+report_running_tests() {
+    local events=${TEST_EVENTS:-}
+    [ -n "$events" ] && [ -f "$events" ] || return
+    local started ended
+    started=$(grep '"kind":"testStarted"' "$events" | sed -E 's/.*"testID":"([^"]*)".*/\1/' | sort)
+    ended=$(grep '"kind":"testEnded"' "$events" | sed -E 's/.*"testID":"([^"]*)".*/\1/' | sort)
+    echo "test-watchdog: tests started and not ended:"
+    comm -23 <(echo "$started") <(echo "$ended") | sed 's#\\/#/#g; s/^/    /'
 }
 
 report_backtraces() {
@@ -47,6 +60,7 @@ SECONDS=0
 while kill -0 "$command_pid" 2>/dev/null; do
     if ((SECONDS >= limit)); then
         echo "test-watchdog: the test run passed its limit of $limit s: a test hangs; ending it"
+        report_running_tests
         pids=$(descendants "$command_pid")
         for pid in "$command_pid" $pids; do
             if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '\.xctest'; then

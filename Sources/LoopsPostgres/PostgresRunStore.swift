@@ -323,22 +323,35 @@ public final class PostgresRunStore: RunStore {
         }
     }
 
+    /// `body`'s value, or a ``PostgresRunStoreError`` once `timeout` has passed — whether or not
+    /// `body` has ended by then. A task group would wait for its cancelled child, and a query
+    /// that ignores cancellation (one waiting for a lock in the server) would hold the loop for
+    /// ever; here the body is cancelled and left to end in the background.
     private func withTimeout<Value: Sendable>(
         _ timeout: Duration,
         _ what: String,
         _ body: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        let race = FirstResult<Value>()
+        let work = Task {
+            do {
+                race.finish(.success(try await body()))
+            } catch {
+                race.finish(.failure(error))
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw PostgresRunStoreError(message: "cannot \(what): no answer from PostgreSQL within \(timeout)")
-            }
-            return value
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            race.finish(.failure(PostgresRunStoreError(message: "cannot \(what): no answer from PostgreSQL within \(timeout)")))
+        }
+        defer {
+            work.cancel()
+            timer.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            try await race.value()
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
         }
     }
 
@@ -353,13 +366,24 @@ public final class PostgresRunStore: RunStore {
     /// that replicas starting together do it once. Idempotent.
     public func migrate() async throws {
         let logger = self.logger
+        let client = self.client
+        // In a task of its own, never cancelled: once the advisory lock is taken, the migration
+        // and the unlock must run whatever happens to the caller (a timeout, a cancelled loop),
+        // or the lock would stay with the pooled connection and every later migration wait
+        // for it in the server.
+        try await Task {
+            try await Self.migrateUnderLock(client: client, logger: logger)
+        }.value
+    }
+
+    private static func migrateUnderLock(client: PostgresClient, logger: Logger) async throws {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.advisoryLockKey))", logger: logger)
+            try await connection.query("SELECT pg_advisory_lock(\(advisoryLockKey))", logger: logger)
             do {
-                try await Self.migrate(on: connection, logger: logger)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.advisoryLockKey))", logger: logger)
+                try await migrate(on: connection, logger: logger)
+                try await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.advisoryLockKey))", logger: logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(advisoryLockKey))", logger: logger)
                 throw error
             }
         }
@@ -418,4 +442,40 @@ private final class MigrationState: Sendable {
     private let done = LockedValue(false)
     var isDone: Bool { done.withLock { $0 } }
     func markDone() { done.withLock { $0 = true } }
+}
+
+/// The first of several results (a body's, a timer's, a cancellation's), for one waiter.
+private final class FirstResult<Value: Sendable>: Sendable {
+    private enum State {
+        case waiting(UnsafeContinuation<Value, any Error>?)
+        case finished(Result<Value, any Error>)
+    }
+
+    private let state = LockedValue(State.waiting(nil))
+
+    /// Records `result` unless another came first, and resumes the waiter.
+    func finish(_ result: Result<Value, any Error>) {
+        let waiter = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
+            guard case .waiting(let waiter) = state else { return nil }
+            state = .finished(result)
+            return waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// The first result, once there is one.
+    func value() async throws -> Value {
+        try await withUnsafeThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<Value, any Error>? in
+                switch state {
+                case .finished(let result):
+                    return result
+                case .waiting:
+                    state = .waiting(continuation)
+                    return nil
+                }
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Loops
 @testable import LoopsPostgres
+import LoopsTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -82,10 +83,39 @@ struct PostgresRunStoreTests {
         try await store.complete(unfinished, outcome: .succeeded, finishedAt: slot(0).addingTimeInterval(9))
     }
 
+    @Test("an operation the server does not answer (the migration lock held elsewhere) fails after operationTimeout; the loop is never held longer")
+    func unansweredOperationTimesOut() async throws {
+        let url = try TestPostgres.shared.makeDatabase()
+        // Another session holds the migration's advisory lock for 6 s: the store's migration
+        // waits for it in the server, where cancelling the Swift task does not reach.
+        let holder = try TestPostgres.shared.spawnPsql(
+            "SELECT pg_advisory_lock(\(PostgresRunStore.advisoryLockKey)); SELECT pg_sleep(6)",
+            database: databaseName(url)
+        )
+        defer { holder.kill() }
+        try await Task.sleep(for: .milliseconds(500))
+        let store = try PostgresRunStore(url: url, lease: .seconds(30), operationTimeout: .seconds(1))
+        defer { store.shutdown() }
+        let started = ContinuousClock.now
+        await #expect(throws: PostgresRunStoreError.self) { try await store.claim(slot(0), of: "job") }
+        #expect(ContinuousClock.now - started < .seconds(3), "\(ContinuousClock.now - started)")
+        // Once the lock is free, the migration that went on in the background completes and
+        // claims succeed.
+        #expect(await holder.finish(within: .seconds(15)) == .exited(0))
+        var claim: SlotClaim?
+        for _ in 0..<20 where claim == nil {
+            claim = try? await store.claim(slot(0), of: "job")
+            if claim == nil { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(claim?.fencingToken == 1)
+    }
+
     @Test("twenty replicas claiming the same slots at once: each slot goes to exactly one, tokens strictly increase")
     func concurrentClaims() async throws {
         let url = try TestPostgres.shared.makeDatabase()
-        let stores = try (0..<20).map { _ in try PostgresRunStore(url: url, lease: .seconds(5)) }
+        // Twenty clients connecting and migrating at once can take longer than lease / 3 on a
+        // loaded machine; this test is about exclusivity, not timeouts.
+        let stores = try (0..<20).map { _ in try PostgresRunStore(url: url, lease: .seconds(5), operationTimeout: .seconds(30)) }
         defer { for store in stores { store.shutdown() } }
         var tokens: [UInt64] = []
         for index in 0..<5 {

@@ -95,6 +95,11 @@ public final class SpawnedProcess: @unchecked Sendable {
                 posix_spawn_file_actions_adddup2(&actions, source, descriptor)
             }
         }
+        // Nothing else of the test process: a long-lived child (the test PostgreSQL server)
+        // must not hold the runner's pipes and sockets, nor another test's files.
+        if let closeFrom = Self.closeFrom {
+            _ = closeFrom(&actions, 3)
+        }
         if let workingDirectory {
             guard let addChdir = Self.addChdir else {
                 throw SpawnError("cannot start \(executable) in \(workingDirectory): no posix_spawn_file_actions_addchdir_np (glibc < 2.29)")
@@ -139,6 +144,12 @@ public final class SpawnedProcess: @unchecked Sendable {
     private static let addChdir: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32)? = {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32).self)
+    }()
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), likewise.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
     }()
 
     /// The test process's environment with `changes` applied (a nil value removes a variable).

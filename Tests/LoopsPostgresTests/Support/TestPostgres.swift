@@ -153,6 +153,12 @@ final class TestPostgres: @unchecked Sendable {
         return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A psql session running `sql` on database `name`, left running (kill it when done).
+    func spawnPsql(_ sql: String, database name: String) throws -> SpawnedProcess {
+        let (executable, arguments) = Self.asPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-d", name, "-c", sql])
+        return try SpawnedProcess(executable, arguments, workingDirectory: "/tmp")
+    }
+
     /// Runs `sql` with psql on database `name` of this server.
     func psql(_ sql: String, database name: String) throws {
         try Self.runAsPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-d", name, "-c", sql])
