@@ -91,7 +91,7 @@ final class TestPostgres: @unchecked Sendable {
     /// A database of its own for one test, so that tests never see each other's rows.
     func makeDatabase() throws -> String {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-        try Self.runAsPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)"])
+        try Self.runAsPostgres(psqlCommand("CREATE DATABASE \(name)", database: "postgres"))
         return "postgres://postgres@127.0.0.1:\(port)/\(name)?sslmode=disable"
     }
 
@@ -107,12 +107,21 @@ final class TestPostgres: @unchecked Sendable {
         return try SpawnedProcess(executable, arguments, workingDirectory: "/tmp")
     }
 
-    private static func runAsPostgres(_ command: [String]) throws {
+    /// Runs `command` as `postgres` to completion; its stdout. Throws unless it exits 0.
+    @discardableResult
+    private static func runAsPostgres(_ command: [String]) throws -> String {
         let (executable, arguments) = asPostgres(command)
         let outcome = try SpawnedProcess.run(executable, arguments, workingDirectory: "/tmp")
         guard outcome.termination == .exited(0) else {
             throw TestPostgresError("\(command.joined(separator: " ")) \(outcome.termination): \(outcome.stderr)")
         }
+        return outcome.stdout
+    }
+
+    /// psql on this server's socket, running `sql` on database `name`; unaligned and
+    /// tuples-only, so a query's output is just its values.
+    private func psqlCommand(_ sql: String, database name: String) -> [String] {
+        ["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-qAt", "-d", name, "-c", sql]
     }
 
     private static func freePort() throws -> Int {
@@ -145,23 +154,17 @@ final class TestPostgres: @unchecked Sendable {
 
     /// The first column of the first row `sql` returns on database `name` of this server.
     func psqlValue(_ sql: String, database name: String) throws -> String {
-        let (executable, arguments) = Self.asPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-At", "-d", name, "-c", sql])
-        let outcome = try SpawnedProcess.run(executable, arguments, workingDirectory: "/tmp")
-        guard outcome.termination == .exited(0) else {
-            throw TestPostgresError("psql -c \(sql) \(outcome.termination): \(outcome.stderr)")
-        }
-        return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.runAsPostgres(psqlCommand(sql, database: name)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A psql session running `sql` on database `name`, left running (kill it when done).
     func spawnPsql(_ sql: String, database name: String) throws -> SpawnedProcess {
-        let (executable, arguments) = Self.asPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-d", name, "-c", sql])
-        return try SpawnedProcess(executable, arguments, workingDirectory: "/tmp")
+        try Self.spawnAsPostgres(psqlCommand(sql, database: name))
     }
 
     /// Runs `sql` with psql on database `name` of this server.
     func psql(_ sql: String, database name: String) throws {
-        try Self.runAsPostgres(["\(Self.binDirectory!)/psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-d", name, "-c", sql])
+        try Self.runAsPostgres(psqlCommand(sql, database: name))
     }
 }
 
