@@ -18,12 +18,8 @@ public final class SpawnedProcess: @unchecked Sendable {
     public enum Stream: Sendable {
         /// `/dev/null`.
         case null
-        /// The test process's own stream.
-        case inherit
         /// A file, created or truncated.
         case file(String)
-        /// A file, created or appended to.
-        case appending(String)
         /// Closed in the child.
         case closed
         /// The given descriptor of the test process (the child gets a copy).
@@ -64,7 +60,6 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: the child's whole environment; nil: the test process's.
     ///   - workingDirectory: the child's working directory; nil: the test process's.
-    ///   - newProcessGroup: the child leads a process group of its own.
     public init(
         _ executable: String,
         _ arguments: [String],
@@ -72,8 +67,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         workingDirectory: String? = nil,
         stdin: Stream = .null,
         stdout: Stream = .null,
-        stderr: Stream = .null,
-        newProcessGroup: Bool = false
+        stderr: Stream = .null
     ) throws {
         self.executable = executable
         var actions = posix_spawn_file_actions_t()
@@ -83,12 +77,8 @@ public final class SpawnedProcess: @unchecked Sendable {
             switch stream {
             case .null:
                 posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-            case .inherit:
-                break
             case .file(let path):
                 posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            case .appending(let path):
-                posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             case .closed:
                 posix_spawn_file_actions_addclose(&actions, descriptor)
             case .descriptor(let source):
@@ -117,12 +107,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         sigemptyset(&noSignal)
         posix_spawnattr_setsigdefault(&attributes, &everySignal)
         posix_spawnattr_setsigmask(&attributes, &noSignal)
-        var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
-        if newProcessGroup {
-            flags |= Int32(POSIX_SPAWN_SETPGROUP)
-            posix_spawnattr_setpgroup(&attributes, 0)
-        }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let environment = environment ?? ProcessInfo.processInfo.environment
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
@@ -191,14 +176,6 @@ public final class SpawnedProcess: @unchecked Sendable {
     public func signal(_ signal: Int32) {
         lock.withLock {
             if termination == nil { Glibc.kill(pid, signal) }
-        }
-    }
-
-    /// Sends `signal` to the child's process group (see `newProcessGroup`) if the child has
-    /// not been reaped yet.
-    public func signalGroup(_ signal: Int32) {
-        lock.withLock {
-            if termination == nil { Glibc.kill(-pid, signal) }
         }
     }
 
