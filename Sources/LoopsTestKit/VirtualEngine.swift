@@ -153,8 +153,16 @@ final class VirtualEngine: LoopEngine {
         }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<WakeReason, any Error>) in
-                enum Action { case resume(WakeReason), suspend([UnsafeContinuation<Void, Never>]) }
+                enum Action { case resume(WakeReason), cancel, suspend([UnsafeContinuation<Void, Never>]) }
                 let action = state.withLock { state -> Action in
+                    // The cancellation handler may have run before this point (at once, when the
+                    // task was cancelled on its way into `withTaskCancellationHandler`) and found
+                    // no sleeper to remove: a sleeper inserted now would stay until its deadline,
+                    // and, counted as asleep while the task that cancelled it waits for it,
+                    // would keep `advance` waiting for ever. The flag is set before the handler
+                    // runs, and this check and the handler both hold the lock, so one of the two
+                    // always sees the other.
+                    if Task.isCancelled { return .cancel }
                     if state.now(clock) >= deadline { return .resume(.deadlineReached) }
                     // Armed under the lock, before the sleeper counts as asleep: a wake that came
                     // first must not let `advance` see the loop idle (and move time on) while
@@ -173,6 +181,8 @@ final class VirtualEngine: LoopEngine {
                 switch action {
                 case .resume(let reason):
                     continuation.resume(returning: reason)
+                case .cancel:
+                    continuation.resume(throwing: CancellationError())
                 case .suspend(let idleWaiters):
                     for waiter in idleWaiters { waiter.resume() }
                 }

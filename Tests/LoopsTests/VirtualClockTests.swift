@@ -73,4 +73,42 @@ struct VirtualClockTests {
         sleeper.cancel()
         await #expect(throws: CancellationError.self) { try await sleeper.value }
     }
+    /// A cancellation that lands between the sleep's cancellation check and its insertion used
+    /// to leave the sleeper in the heap until its deadline; inside a loop (an iteration's timeout
+    /// watch cancelled as its body returned) that kept `advance` waiting for ever. Thousands of
+    /// sleeps cancelled at scattered moments make that window come up; each must end at once.
+    @Test("a sleep cancelled at any moment of its start ends at once, without time moving")
+    func sleepsCancelledWhileStarting() async throws {
+        let clock = VirtualClock()
+        let attempts = 20_000
+        let ended = LockedValue(0)
+        let cancelledCleanly = LockedValue(0)
+        var sleepers: [Task<Void, Never>] = []
+        for attempt in 0..<attempts {
+            let sleeper = Task.detached {
+                do {
+                    try await clock.sleep(for: .seconds(3600))
+                } catch is CancellationError {
+                    cancelledCleanly.withLock { $0 += 1 }
+                } catch {}
+                ended.withLock { $0 += 1 }
+            }
+            // Scatter the moment of cancellation over the sleeper's start on another thread.
+            for _ in 0..<(attempt % 256) { _ = ended.withLock { $0 } }
+            sleeper.cancel()
+            sleepers.append(sleeper)
+        }
+        // Real time, bounded: a sleeper stranded in the heap never ends without time moving.
+        let limit = ContinuousClock.now.advanced(by: .seconds(20))
+        while ended.withLock({ $0 }) < attempts, ContinuousClock.now < limit {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let stranded = attempts - ended.withLock { $0 }
+        // Free any stranded sleeper, so that a failure leaves no task behind.
+        await clock.advance(by: .seconds(3601))
+        for sleeper in sleepers { await sleeper.value }
+        #expect(stranded == 0, "\(stranded) of \(attempts) cancelled sleeps stayed asleep")
+        #expect(cancelledCleanly.withLock { $0 } == attempts)
+        #expect(clock.uptime == .seconds(1000 + 3601))
+    }
 }
