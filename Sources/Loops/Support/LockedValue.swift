@@ -12,22 +12,30 @@ import Musl
 /// "ThreadSanitizer clean" a checkable promise. The lock is not recursive: never call back into
 /// code that takes the same lock from inside `withLock`.
 package final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    /// The mutex and the value in one allocation that never moves (a `pthread_mutex_t` must
+    /// not), reached through a pointer: an access through a pointer needs no dynamic
+    /// exclusivity check, which a class's stored `var` costs on every `withLock` (a
+    /// thread-local lookup and an access-set insertion: about a tenth of a tick's instructions
+    /// on the hot path, measured with callgrind).
+    private let storage: UnsafeMutablePointer<Storage>
+
+    private struct Storage: ~Copyable {
+        var mutex = pthread_mutex_t()
+        var value: Value
+    }
 
     /// Wraps `value`.
     package init(_ value: consuming Value) {
-        self.value = value
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
+        storage = UnsafeMutablePointer<Storage>.allocate(capacity: 1)
+        storage.initialize(to: Storage(value: value))
         // A default mutex attribute never fails to initialise on Linux (glibc and musl).
-        _ = pthread_mutex_init(mutex, nil)
+        _ = pthread_mutex_init(&storage.pointee.mutex, nil)
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deinitialize(count: 1)
-        mutex.deallocate()
+        pthread_mutex_destroy(&storage.pointee.mutex)
+        storage.deinitialize(count: 1)
+        storage.deallocate()
     }
 
     /// Runs `body` with exclusive access to the value.
@@ -37,16 +45,16 @@ package final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
     ) throws(Failure) -> Result {
         lock()
         defer { unlock() }
-        return try body(&value)
+        return try body(&storage.pointee.value)
     }
 
     @usableFromInline
     func lock() {
-        pthread_mutex_lock(mutex)
+        pthread_mutex_lock(&storage.pointee.mutex)
     }
 
     @usableFromInline
     func unlock() {
-        pthread_mutex_unlock(mutex)
+        pthread_mutex_unlock(&storage.pointee.mutex)
     }
 }
