@@ -7,7 +7,10 @@ public import Foundation
 /// a loop started at a given instant would fire if its body took no time, without running
 /// anything.
 public struct Schedule: Hashable, Sendable, CustomStringConvertible {
-    enum Kind: Hashable, Sendable {
+    /// Indirect: a schedule is kept twice in every loop's state and copied through every
+    /// decision, and its calendar and cron cases are large (107 bytes inline; a reference to a
+    /// shared box when indirect).
+    indirect enum Kind: Hashable, Sendable {
         case every(IntervalRule)
         case times(TimesOfDayRule)
         case calendar(CalendarExpression)
