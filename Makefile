@@ -82,9 +82,10 @@ tsan: system-packages
 		$(SAN_TEST) --sanitize=thread --scratch-path .build-tsan --xunit-output .build-tsan/test-results.xml $(EVENTS) .build-tsan/test-events.jsonl
 
 ## AddressSanitizer. LeakSanitizer is off (detect_leaks=0): at exit it reports only objects of
-## XCTest itself and of Foundation's Process as the test helpers spawn children, none with a
-## frame in Sources/; leaks of ours are what the stress test checks (every loop deallocated
-## once let go, no fd left open). Details: Documentation/Reliability.md.
+## XCTest itself, FoundationEssentials' String(contentsOfFile:) buffers read by the test helpers,
+## and objects `loops` still holds when it exits on an error, none of them a leak of ours; leaks
+## of ours are what the stress test checks (every loop deallocated once let go, no fd left
+## open). Details: Documentation/Reliability.md.
 asan: system-packages
 	$(SWIFT) build --build-tests $(QUIET) --sanitize=address --scratch-path .build-asan
 	$(SAN_ENV) TEST_EVENTS=.build-asan/test-events.jsonl ASAN_OPTIONS=detect_leaks=0 $(SAN_TEST) --sanitize=address --scratch-path .build-asan \
