@@ -15,8 +15,8 @@ package final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
     /// The mutex and the value in one allocation that never moves (a `pthread_mutex_t` must
     /// not), reached through a pointer: an access through a pointer needs no dynamic
     /// exclusivity check, which a class's stored `var` costs on every `withLock` (a
-    /// thread-local lookup and an access-set insertion: about a tenth of a tick's instructions
-    /// on the hot path, measured with callgrind).
+    /// thread-local lookup and an access-set insertion: 5–10 % of a loop's instructions per
+    /// tick, measured with callgrind).
     private let storage: UnsafeMutablePointer<Storage>
 
     private struct Storage: ~Copyable {
