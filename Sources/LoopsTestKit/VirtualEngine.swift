@@ -134,17 +134,17 @@ final class VirtualEngine: LoopEngine {
         state.withLock { $0.now(clock) }
     }
 
-    package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
+    nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
         try await sleep(until: deadline, on: clock, waker: waker, countsAsIdle: true)
     }
 
     /// A sleep that never makes its loop count as idle: time moves on only once the loop's body
     /// sleeps on this engine too (or returns).
-    package func watch(until deadline: Int64, on clock: EngineClock) async throws {
+    nonisolated(nonsending) package func watch(until deadline: Int64, on clock: EngineClock) async throws {
         _ = try await sleep(until: deadline, on: clock, waker: nil, countsAsIdle: false)
     }
 
-    private func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?, countsAsIdle: Bool) async throws -> WakeReason {
+    nonisolated(nonsending) private func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?, countsAsIdle: Bool) async throws -> WakeReason {
         try Task.checkCancellation()
         let isParticipant = countsAsIdle && Self.participant == ObjectIdentifier(self)
         let id = state.withLock { state -> UInt64 in
@@ -208,7 +208,7 @@ final class VirtualEngine: LoopEngine {
 
     package var needsParticipation: Bool { true }
 
-    package func participate(_ operation: () async -> Void) async {
+    nonisolated(nonsending) package func participate(_ operation: nonisolated(nonsending) () async -> Void) async {
         await Self.$participant.withValue(ObjectIdentifier(self)) {
             await SystemTimeZone.$source.withValue(.simulated(simulatedZone)) { await operation() }
         }

@@ -62,6 +62,71 @@ struct LoopRealTimerTests {
         #expect(cancelledSeen.withLock { $0 } == true)
     }
 
+    /// The three wait paths a loop can sleep on with kernel timers.
+    enum WaitPath: String, CaseIterable, Sendable {
+        case epollThread, precisionMode, dispatchSource
+
+        var clock: LoopClock {
+            switch self {
+            case .epollThread: .continuous
+            case .precisionMode: .precise
+            case .dispatchSource: .continuous.viaDispatchSource
+            }
+        }
+    }
+
+    /// Waits (bounded) until `loop` has run `count` bodies according to `bodies`.
+    private static func waitForBodies(_ bodies: LockedValue<Int>, _ count: Int) async throws {
+        let giveUp = monotonicNow() + 5
+        while bodies.withLock({ $0 }) < count, monotonicNow() < giveUp {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        try #require(bodies.withLock { $0 } >= count)
+    }
+
+    @Test("cancelling the task that awaits run() ends a real sleep at once: run() throws after afterLoop",
+          arguments: WaitPath.allCases)
+    func cancellingRunCallerEndsRealSleep(path: WaitPath) async throws {
+        let bodies = LockedValue(0)
+        let ended = LockedValue<Double?>(nil)
+        let loop = try Loop(seconds: 10, clock: path.clock) { _ in bodies.withLock { $0 += 1 } }
+        loop.afterLoop { _ in ended.withLock { $0 = Self.monotonicNow() } }
+        let runner = Task { try await loop.run() }
+        try await Self.waitForBodies(bodies, 1)
+        // Asleep until +10 s by now.
+        try await Task.sleep(for: .milliseconds(30))
+        let cancelledAt = Self.monotonicNow()
+        runner.cancel()
+        await #expect(throws: CancellationError.self) { try await runner.value }
+        let end = try #require(ended.withLock { $0 })
+        #expect(end - cancelledAt < 0.5)
+        #expect(bodies.withLock { $0 } == 1)
+        #expect(loop.isRunning == false)
+        #expect(loop.failed == false)
+    }
+
+    @Test("cancelling a loop's public task ends a real sleep at once, and the loop can start again",
+          arguments: WaitPath.allCases)
+    func cancellingPublicTaskEndsRealSleep(path: WaitPath) async throws {
+        let bodies = LockedValue(0)
+        let loop = try Loop(seconds: 10, clock: path.clock) { _ in bodies.withLock { $0 += 1 } }
+        let task = try loop.start()
+        try await Self.waitForBodies(bodies, 1)
+        try await Task.sleep(for: .milliseconds(30))
+        let cancelledAt = Self.monotonicNow()
+        task.cancel()
+        await task.value
+        #expect(Self.monotonicNow() - cancelledAt < 0.5)
+        #expect(loop.isRunning == false)
+        // Cancelled before its first sleep: ends without waiting for the interval.
+        let again = try loop.start()
+        again.cancel()
+        let startedAt = Self.monotonicNow()
+        await again.value
+        #expect(Self.monotonicNow() - startedAt < 0.5)
+        #expect(loop.isRunning == false)
+    }
+
     @Test("10,000 loops share one timer descriptor per clock")
     func tenThousandLoopsOnFewDescriptors() async throws {
         let descriptorsBefore = openDescriptorCount()

@@ -65,6 +65,33 @@ extension EngineTests {
             #expect(try await stepped.value == .clockStepped)
         }
 
+        @Test("viaDispatchSource: a loop's timers are read by Dispatch, on its own clock; other engines' clocks keep theirs")
+        func viaDispatchSource() async throws {
+            let clock = LoopClock.continuous.viaDispatchSource
+            let engine = try #require(clock.engine as? SystemEngine)
+            #expect(engine === SystemEngine.sharedDispatch)
+            #expect(engine.waitPath == .dispatchSource)
+            #expect(SystemEngine.shared.waitPath == .epollThread)
+            #expect(clock.intervalClock == .continuous)
+            #expect(LoopClock.suspending.viaDispatchSource.intervalClock == .suspending)
+            #expect(LoopClock.precise.viaDispatchSource.engine === PrecisionEngine.shared)
+
+            let starts = LockedValue<[Int64]>([])
+            let loop = try Loop(seconds: 0.03, count: 3, clock: clock) { _ in
+                starts.withLock { $0.append(engine.now(.continuous)) }
+            }
+            let before = engine.now(.continuous)
+            try await loop.run()
+            let times = starts.withLock { $0 }
+            try #require(times.count == 3)
+            // The grid is anchored at the call, so body k never runs before `before` + k × 30 ms.
+            for (k, time) in times.enumerated() {
+                #expect(time >= before + Int64(k) * Self.shortDelay)
+            }
+            #expect(engine.openTimerDescriptorCount == 1)
+            #expect(engine.sleeperCount(on: .continuous) == 0)
+        }
+
         @Test("an epoll_wait failure shuts the engine down: sleepers fail with a LoopError naming it, no spin")
         func epollWaitFailure() async throws {
             let engine = SystemEngine()

@@ -23,8 +23,8 @@ func idleChild(_ implementation: Implementation) -> IdleResult {
     var keepAlive: Any?
 
     switch implementation {
-    case .loop, .loopPrecise:
-        let clock: LoopClock = implementation == .loopPrecise ? .precise : .continuous
+    case .loop, .loopPrecise, .loopDispatch:
+        let clock = implementation.loopClock
         do {
             let loop = try Loop(seconds: 2, clock: clock) { _ in
                 if counter.count == 0 { firstTick.signal() }

@@ -18,6 +18,7 @@ struct Orchestrator {
         let started = Date()
         if only.isEmpty || only.contains("precision") { precision() }
         if only.isEmpty || only.contains("scale") { scale() }
+        if only.isEmpty || only.contains("million") { million() }
         if only.isEmpty || only.contains("idle") || only.contains("cost") { idleAndCost(only: only) }
         let elapsed = Date().timeIntervalSince(started)
         let table = markdown.joined(separator: "\n")
@@ -31,7 +32,7 @@ struct Orchestrator {
     // MARK: Scenarios
 
     private mutating func precision() {
-        let implementations: [Implementation] = [.rawTimerfd, .loopPrecise, .loop, .dispatchTimer, .taskSleep]
+        let implementations: [Implementation] = [.rawTimerfd, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep]
         var runs: [Implementation: [PrecisionResult]] = [:]
         // Interleaved, so that a noisy moment of the machine hits every implementation alike.
         for run in 1...3 {
@@ -74,7 +75,7 @@ struct Orchestrator {
         |---|---:|---:|---:|---:|---:|---:|
         """)
         for loops in [1_000, 10_000, 100_000] {
-            for implementation in [Implementation.loop, .loopPrecise, .dispatchTimer, .taskSleep] {
+            for implementation in [Implementation.loop, .loopPrecise, .loopDispatch, .dispatchTimer, .taskSleep] {
                 log("scale \(loops): \(implementation.rawValue)")
                 guard let result: ScaleResult = child(["scale", implementation.rawValue, "\(loops)"], timeout: 60) else {
                     markdown.append("| \(implementation.title) | \(loops) | failed | | | | |")
@@ -102,6 +103,32 @@ struct Orchestrator {
         markdown.append("")
     }
 
+    /// 1,000,000 loops at 10 s in default mode, once (it takes two minutes and 4 GB): every
+    /// tick delivered, with CPU, lateness and RSS.
+    private mutating func million() {
+        let loops = 1_000_000
+        markdown.append("""
+        ### Scale: 1,000,000 loops at 10 s, phases spread over the period, 100 s (one run)
+
+        | implementation | loops | ticks delivered / expected | p50 µs | p99 µs | CPU % of one core | RSS KB/loop |
+        |---|---:|---:|---:|---:|---:|---:|
+        """)
+        log("scale \(loops) at 10 s: loop")
+        if let result: ScaleResult = child(["scale", Implementation.loop.rawValue, "\(loops)", "10"], timeout: 300) {
+            emit(result)
+            let row = [
+                Implementation.loop.title, "\(loops)", "\(result.ticksDelivered) / \(result.ticksExpected)",
+                f(result.latenessP50Microseconds), f(result.latenessP99Microseconds),
+                f(result.cpuPercentOfOneCore), f(result.rssPerLoopKilobytes, digits: 2),
+            ]
+            markdown.append("| " + row.joined(separator: " | ") + " |")
+        } else {
+            markdown.append("| \(Implementation.loop.title) | \(loops) | failed | | | | |")
+        }
+        print(markdown.last ?? "")
+        markdown.append("")
+    }
+
     /// Idle children sleep almost all the time, so they run side by side with the callgrind
     /// runs (which use one core) instead of adding 50 s.
     private mutating func idleAndCost(only: Set<String>) {
@@ -118,7 +145,7 @@ struct Orchestrator {
         var costs: [CostResult] = []
         if only.isEmpty || only.contains("cost") {
             let target = strippedCopy()
-            for implementation in [Implementation.rawTimerfd, .loopPrecise, .loop, .dispatchTimer, .taskSleep] {
+            for implementation in [Implementation.rawTimerfd, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep] {
                 log("cost (callgrind): \(implementation.rawValue)")
                 if let cost = callgrind(implementation, executable: target) { costs.append(cost) }
             }

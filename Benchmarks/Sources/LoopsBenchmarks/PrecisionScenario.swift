@@ -82,8 +82,8 @@ final class TickRecorder: @unchecked Sendable {
 func runTicks(_ implementation: Implementation, period: Int64, ticks: Int) -> TickRecorder {
     let recorder = TickRecorder(ticks: ticks)
     switch implementation {
-    case .loop, .loopPrecise:
-        let clock: LoopClock = implementation == .loopPrecise ? .precise : .continuous
+    case .loop, .loopPrecise, .loopDispatch:
+        let clock = implementation.loopClock
         let loop: Loop
         do {
             loop = try Loop(seconds: Double(period) / 1e9, count: ticks + 1, clock: clock) { _ in

@@ -1,7 +1,10 @@
+import Loops
+
 /// The implementations compared, as named on the command line and in the tables.
 enum Implementation: String, CaseIterable, Codable, Sendable {
     case loop = "loop"
     case loopPrecise = "loop-precise"
+    case loopDispatch = "loop-dispatch"
     case rawTimerfd = "raw-timerfd"
     case dispatchTimer = "dispatch-timer"
     case taskSleep = "task-sleep"
@@ -11,9 +14,19 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         switch self {
         case .loop: "swift-loops Loop (default)"
         case .loopPrecise: "swift-loops Loop (precision mode)"
+        case .loopDispatch: "swift-loops Loop (DispatchSourceRead waker)"
         case .rawTimerfd: "raw timerfd loop (floor)"
         case .dispatchTimer: "DispatchSourceTimer, leeway 0"
         case .taskSleep: "Task.sleep(until:) loop"
+        }
+    }
+
+    /// The clock a swift-loops implementation's loops use (the default for the others).
+    var loopClock: LoopClock {
+        switch self {
+        case .loopPrecise: .precise
+        case .loopDispatch: .continuous.viaDispatchSource
+        case .loop, .rawTimerfd, .dispatchTimer, .taskSleep: .continuous
         }
     }
 }
@@ -34,11 +47,13 @@ struct PrecisionResult: Codable, Sendable {
     var voluntarySwitchesPerTick: Double
 }
 
-/// The scale scenario: `loops` loops at 1 s, phases spread over the second, 10 s.
+/// The scale scenario: `loops` loops every `periodSeconds`, phases spread over the period, 10
+/// periods.
 struct ScaleResult: Codable, Sendable {
     var scenario = "scale"
     var implementation: Implementation
     var loops: Int
+    var periodSeconds: Double
     var ticksExpected: Int
     var ticksDelivered: Int
     var latenessP50Microseconds: Double

@@ -8,12 +8,15 @@ import Loops
 final class ScaleRecorder: @unchecked Sendable {
     static let measuredTicks = 10
     let loops: Int
+    /// The loops' period, in nanoseconds.
+    let period: Int64
     let counts: SampleBuffer
     let anchors: SampleBuffer
     let lateness: SampleBuffer
 
-    init(loops: Int) {
+    init(loops: Int, period: Int64) {
         self.loops = loops
+        self.period = period
         counts = SampleBuffer(count: loops)
         anchors = SampleBuffer(count: loops)
         lateness = SampleBuffer(count: loops * (Self.measuredTicks - 1), initial: .min)
@@ -30,8 +33,8 @@ final class ScaleRecorder: @unchecked Sendable {
     }
 
     func recordLoop(_ index: Int, now: Int64, loop: Loop) {
-        if counts[index] == 0 { anchors[index] = TickRecorder.nextSlot(of: loop) - second }
-        record(index, now: now, scheduled: anchors[index] + counts[index] * second)
+        if counts[index] == 0 { anchors[index] = TickRecorder.nextSlot(of: loop) - period }
+        record(index, now: now, scheduled: anchors[index] + counts[index] * period)
     }
 
     var delivered: Int {
@@ -41,26 +44,26 @@ final class ScaleRecorder: @unchecked Sendable {
     var samples: [Int64] { lateness.array.filter { $0 != .min } }
 }
 
-/// The scale scenario in a child process: `loops` loops at 1 s with phases spread over the
-/// second, for 10 s (ticks 0...9 of each loop).
-func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
-    let recorder = ScaleRecorder(loops: loops)
+/// The scale scenario in a child process: `loops` loops every `period` nanoseconds with phases
+/// spread over the period, for 10 periods (ticks 0...9 of each loop).
+func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = second) -> ScaleResult {
+    let recorder = ScaleRecorder(loops: loops, period: period)
     warmUpRuntime()
     let baseline = bench_rss_bytes()
 
     var keepAlive: [Any] = []
     keepAlive.reserveCapacity(loops)
     let start: Int64
-    let phase = { (index: Int) -> Int64 in Int64(index) * second / Int64(loops) }
+    let phase = { (index: Int) -> Int64 in Int64(index) * period / Int64(loops) }
 
     switch implementation {
-    case .loop, .loopPrecise:
+    case .loop, .loopPrecise, .loopDispatch:
         var created: [Loop] = []
         created.reserveCapacity(loops)
-        let clock: LoopClock = implementation == .loopPrecise ? .precise : .continuous
+        let clock = implementation.loopClock
         for index in 0..<loops {
             do {
-                created.append(try Loop(seconds: 1, count: ScaleRecorder.measuredTicks, clock: clock) { loop in
+                created.append(try Loop(seconds: Double(period) / 1e9, count: ScaleRecorder.measuredTicks, clock: clock) { loop in
                     let now = bootNow()
                     recorder.recordLoop(index, now: now, loop: loop)
                 })
@@ -83,17 +86,17 @@ func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
         for _ in 0..<loops { timers.append(DispatchSource.makeTimerSource(queue: .global())) }
         // DispatchTime counts CLOCK_MONOTONIC; the scenario's instants are on CLOCK_BOOTTIME.
         let offset = bootNow() - monoNow()
-        start = bootNow() + second
+        start = bootNow() + period
         for (index, timer) in timers.enumerated() {
             let first = start + phase(index)
             timer.setEventHandler {
                 let now = bootNow()
-                recorder.record(index, now: now, scheduled: first + recorder.counts[index] * second)
+                recorder.record(index, now: now, scheduled: first + recorder.counts[index] * period)
                 if recorder.counts[index] >= Int64(ScaleRecorder.measuredTicks) { timer.cancel() }
             }
             timer.schedule(
                 deadline: DispatchTime(uptimeNanoseconds: UInt64(first - offset)),
-                repeating: .seconds(1),
+                repeating: .nanoseconds(Int(period)),
                 leeway: .nanoseconds(0)
             )
             timer.activate()
@@ -102,13 +105,13 @@ func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
 
     case .taskSleep:
         let clock = ContinuousClock()
-        let startInstant = clock.now + .seconds(1)
-        start = bootNow() + second
+        let startInstant = clock.now + .nanoseconds(period)
+        start = bootNow() + period
         for index in 0..<loops {
             let first = startInstant + .nanoseconds(phase(index))
             Task {
                 for tick in 0..<ScaleRecorder.measuredTicks {
-                    let deadline = first + .seconds(tick)
+                    let deadline = first + .nanoseconds(period * Int64(tick))
                     try? await Task.sleep(until: deadline, clock: clock)
                     let late = nanoseconds(clock.now - deadline)
                     recorder.record(index, now: late, scheduled: 0)
@@ -121,25 +124,26 @@ func scaleChild(_ implementation: Implementation, loops: Int) -> ScaleResult {
     }
 
     // CPU over the steady part (every loop started), RSS in the middle of it.
-    sleepUntil(boot: start + second)
+    sleepUntil(boot: start + period)
     let usageStart = bench_usage_now()
-    sleepUntil(boot: start + 5 * second)
+    sleepUntil(boot: start + 5 * period)
     let rss = bench_rss_bytes()
-    sleepUntil(boot: start + 10 * second)
+    sleepUntil(boot: start + 10 * period)
     let usageEnd = bench_usage_now()
-    // Grace for the last ticks (scheduled before start + 10 s).
-    sleepUntil(boot: start + 10 * second + 500 * millisecond)
+    // Grace for the last ticks (scheduled before start + 10 periods).
+    sleepUntil(boot: start + 10 * period + 500 * millisecond)
     let delivered = recorder.delivered
     let stats = LatenessStats(recorder.samples)
     withExtendedLifetime(keepAlive) {}
     return ScaleResult(
         implementation: implementation,
         loops: loops,
+        periodSeconds: Double(period) / 1e9,
         ticksExpected: loops * ScaleRecorder.measuredTicks,
         ticksDelivered: delivered,
         latenessP50Microseconds: stats.p50,
         latenessP99Microseconds: stats.p99,
-        cpuPercentOfOneCore: UsageDelta(from: usageStart, to: usageEnd).cpuMicroseconds / 9e6 * 100,
+        cpuPercentOfOneCore: UsageDelta(from: usageStart, to: usageEnd).cpuMicroseconds / (Double(9 * period) / 1e3) * 100,
         rssPerLoopKilobytes: Double(rss - baseline) / 1024 / Double(loops)
     )
 }

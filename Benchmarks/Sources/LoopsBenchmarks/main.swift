@@ -5,7 +5,7 @@ import Foundation
 // measurement and prints one JSON line (what the orchestrator runs); `child floor [n]` measures
 // the memory floor, n bare tasks each suspended in one continuation.
 //
-//   LoopsBenchmarks [--output DIR] [precision|scale|idle|cost ...]
+//   LoopsBenchmarks [--output DIR] [precision|scale|million|idle|cost ...]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 
@@ -34,7 +34,9 @@ if arguments.first == "child", arguments.count >= 2, arguments[1] == "floor" {
     case "precision":
         print(encodeLine(precisionChild(which, run: integer(extra, default: 1))))
     case "scale":
-        print(encodeLine(scaleChild(which, loops: integer(extra, default: 1000))))
+        // child scale IMPL LOOPS [PERIOD_SECONDS]
+        let period = integer(arguments.count > 4 ? arguments[4] : nil, default: 1)
+        print(encodeLine(scaleChild(which, loops: integer(extra, default: 1000), period: Int64(period) * second)))
     case "idle":
         print(encodeLine(idleChild(which)))
     case "cost":

@@ -57,6 +57,15 @@ package final class ClockTimer: Sendable {
                 for sleeper in failed { sleeper.resume(with: .failure(error)) }
             }
         }
+
+        /// Empties the batch and returns `reached`'s storage, emptied, for the next
+        /// ``ClockTimer/handleReadable(reusing:)``. Call it after ``resume()``.
+        package mutating func recycle() -> [Sleeper] {
+            var buffer: [Sleeper] = []
+            swap(&buffer, &reached)
+            buffer.removeAll(keepingCapacity: true)
+            return buffer
+        }
     }
 
     /// What the fd is armed at, mirrored so that it is re-armed only when the earliest
@@ -141,7 +150,7 @@ package final class ClockTimer: Sendable {
     /// Returns at once, without suspending, when the deadline has already been reached;
     /// returns `.interrupted` at once when `waker` has a wake pending; throws
     /// `CancellationError` at once when the task is already cancelled.
-    package func sleep(until deadline: Int64, waker: Waker? = nil) async throws -> WakeReason {
+    nonisolated(nonsending) package func sleep(until deadline: Int64, waker: Waker? = nil) async throws -> WakeReason {
         try Task.checkCancellation()
         guard let handle = reserve(until: deadline, waker: waker) else {
             return deadline <= now ? .deadlineReached : .interrupted
@@ -155,6 +164,22 @@ package final class ClockTimer: Sendable {
         }
     }
 
+    /// Suspends the calling task until `deadline` on this clock, or until `waker` is woken —
+    /// with no cancellation handler of its own: the caller guarantees that a cancellation of
+    /// its task wakes `waker` (a loop's run does, with one handler for the whole run), and
+    /// checks for cancellation when this returns `.interrupted`. Spares each sleep the
+    /// registration of a handler and its async frames.
+    ///
+    /// Throws `CancellationError` when the task was cancelled before the sleep began.
+    nonisolated(nonsending) package func sleep(until deadline: Int64, interruptedBy waker: Waker) async throws -> WakeReason {
+        guard let handle = reserve(until: deadline, waker: waker) else {
+            return deadline <= now ? .deadlineReached : .interrupted
+        }
+        return try await withUnsafeThrowingContinuation { (continuation: Continuation) in
+            enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
+        }
+    }
+
     /// A handle for a sleep until `deadline` with `waker` armed, or nil when there is nothing to
     /// wait for (the deadline has passed, or the waker fired already). Out of line, so that its
     /// temporaries stay off the sleeping task's async frame.
@@ -162,7 +187,7 @@ package final class ClockTimer: Sendable {
     private func reserve(until deadline: Int64, waker: Waker?) -> Handle? {
         if deadline <= now { return nil }
         let handle = state.withLock { $0.heap.reserve() }
-        if let waker, !waker.arm({ [self] in interrupt(handle) }) {
+        if let waker, !waker.arm(self, handle.token) {
             state.withLock { _ = $0.heap.remove(handle) }
             return nil
         }
@@ -202,9 +227,9 @@ package final class ClockTimer: Sendable {
         if let result { sleeper.resume(with: result) }
     }
 
-    /// The waker's action: ends the sleep of `handle` with `.interrupted`.
-    private func interrupt(_ handle: Handle) {
-        remove(handle, resumingWith: .success(.interrupted))
+    /// The waker's action: ends the sleep of `token` with `.interrupted`.
+    func interrupt(_ token: WakeToken) {
+        remove(Handle(token), resumingWith: .success(.interrupted))
     }
 
     /// Removes a sleeper (cancelled or interrupted) and resumes it with `result`, unless a wake
@@ -225,9 +250,13 @@ package final class ClockTimer: Sendable {
     /// Handles a readable fd: reads it, releases every sleeper whose deadline has passed (all
     /// of them with `.clockStepped` when the wall clock was set), and re-arms at the new
     /// earliest deadline. Resume the returned batch outside any lock.
-    package func handleReadable() -> WakeBatch {
+    ///
+    /// - Parameter buffer: an empty array whose capacity `reached` reuses, so that a wake costs
+    ///   no allocation; take it back with ``WakeBatch/recycle()`` after resuming.
+    package func handleReadable(reusing buffer: inout [Sleeper]) -> WakeBatch {
         state.withLock { state in
             var batch = WakeBatch()
+            swap(&batch.reached, &buffer)
             guard case .open = state.lifecycle else { return batch }
             let now = now
             state.lastWake = now

@@ -17,6 +17,17 @@ package struct DeadlineHeap<Payload> {
     package struct Handle: Hashable, Sendable {
         fileprivate let slot: Int32
         fileprivate let ticket: UInt64
+
+        /// The handle as a ``WakeToken``, and back.
+        var token: WakeToken { WakeToken(slot: slot, ticket: ticket) }
+        init(_ token: WakeToken) {
+            slot = token.slot
+            ticket = token.ticket
+        }
+        fileprivate init(slot: Int32, ticket: UInt64) {
+            self.slot = slot
+            self.ticket = ticket
+        }
     }
 
     private struct Record {

@@ -22,4 +22,15 @@ public struct LoopClock: Sendable {
     public static var suspending: LoopClock {
         LoopClock(engine: SystemEngine.shared, intervalClock: .suspending)
     }
+
+    /// This clock with its timerfds read by a `DispatchSourceRead` on a serial queue (one per
+    /// process), instead of the engine's thread blocked in `epoll_wait`: for a daemon that wants
+    /// no thread of the library's own. Schedules, clocks and the timer registry are the same;
+    /// a wake costs about twice the CPU and context switches of the default
+    /// (Documentation/Performance.md). Ignored by clocks of other engines (precision mode,
+    /// LoopsTestKit's virtual clock), which keep their own.
+    public var viaDispatchSource: LoopClock {
+        guard engine is SystemEngine else { return self }
+        return LoopClock(engine: SystemEngine.sharedDispatch, intervalClock: intervalClock)
+    }
 }

@@ -19,6 +19,18 @@ package enum WakeReason: Hashable, Sendable {
     case interrupted
 }
 
+/// Where a sleep goes, decided without suspending (``LoopEngine/route(until:on:)``), so that a
+/// sleeping loop awaits a kernel timer directly, with no async frames of the engine between.
+package enum SleepRoute {
+    /// The deadline has been reached: nothing to wait for (and no timer or fd needed).
+    case reached
+    /// Sleep on this timer (``ClockTimer/sleep(until:waker:)``).
+    case timer(ClockTimer)
+    /// Sleep through the engine (``LoopEngine/sleep(until:on:waker:)``): engines without
+    /// kernel timers, such as virtual time.
+    case engine
+}
+
 /// The one interface between loops and time: a deadline heap per clock with an async
 /// sleep-until, and clock-step events. The system engine implements it on timerfds; the
 /// virtual clock of LoopsTestKit implements it on simulated time.
@@ -37,14 +49,20 @@ package protocol LoopEngine: AnyObject, Sendable {
     ///   clock; `.interrupted` when the waker ended it; `.deadlineReached` otherwise.
     /// - Throws: `CancellationError` when the task is cancelled (at once, also when it was
     ///   cancelled before the call), ``LoopError`` when the system timer fails.
-    func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason
+    nonisolated(nonsending) func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason
+    /// Where a sleep until `deadline` on `clock` goes: ``SleepRoute/reached`` when the deadline
+    /// has passed, the clock's timer (created on first use) for kernel engines.
+    ///
+    /// - Throws: ``LoopError`` when the clock's timer cannot be created or the engine has shut
+    ///   down.
+    func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute
     /// Suspends the calling task until `deadline` on `clock`: a watch on the loop's own work
     /// (an iteration's timeout), not the loop waiting. Virtual time does not count this sleep
     /// as the loop being idle, so it does not move on while the body works.
     ///
     /// - Throws: `CancellationError` when the task is cancelled, ``LoopError`` when the system
     ///   timer fails.
-    func watch(until deadline: Int64, on clock: EngineClock) async throws
+    nonisolated(nonsending) func watch(until deadline: Int64, on clock: EngineClock) async throws
 
     /// A loop became active (`start()` or `run()` was accepted while it was idle). Called
     /// synchronously, before the loop's task runs, so virtual time knows to wait for it.
@@ -55,7 +73,7 @@ package protocol LoopEngine: AnyObject, Sendable {
 
     /// Runs one loop run's code. The virtual engine marks the task as a participant so that
     /// its sleeps count as the loop being idle; the system engine just calls `operation`.
-    func participate(_ operation: () async -> Void) async
+    nonisolated(nonsending) func participate(_ operation: nonisolated(nonsending) () async -> Void) async
 
     /// Whether runs must go through ``participate(_:)``: false lets a run skip the wrapper's two
     /// async frames, which a sleeping loop would otherwise hold for as long as it sleeps.
@@ -67,8 +85,11 @@ package protocol LoopEngine: AnyObject, Sendable {
 }
 
 extension LoopEngine {
+    /// Through the engine's own ``sleep(until:on:waker:)``.
+    package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute { .engine }
+
     /// A plain sleep: only virtual time tells watches from sleeps.
-    package func watch(until deadline: Int64, on clock: EngineClock) async throws {
+    nonisolated(nonsending) package func watch(until deadline: Int64, on clock: EngineClock) async throws {
         _ = try await sleep(until: deadline, on: clock, waker: nil)
     }
 
@@ -79,7 +100,7 @@ extension LoopEngine {
     package func loopDidDeactivate() {}
 
     /// Runs `operation` directly: only virtual time needs to know which tasks belong to loops.
-    package func participate(_ operation: () async -> Void) async { await operation() }
+    nonisolated(nonsending) package func participate(_ operation: nonisolated(nonsending) () async -> Void) async { await operation() }
 
     /// Kernel-timer engines need no participation.
     package var needsParticipation: Bool { false }

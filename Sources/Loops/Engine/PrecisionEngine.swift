@@ -108,7 +108,7 @@ extension PrecisionEngine: LoopEngine {
 
     /// Suspends the calling task until `deadline` on `clock` (see ``LoopEngine``); the thread
     /// resumes it when the clock's timerfd fires.
-    package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
+    nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
         switch thread {
         case .success(let thread):
             return try await thread.registry.sleep(until: deadline, on: clock, waker: waker, watch: thread.watch)
@@ -116,6 +116,18 @@ extension PrecisionEngine: LoopEngine {
             // As with a working thread, a deadline already reached needs no timer.
             try Task.checkCancellation()
             if deadline <= now(clock) { return .deadlineReached }
+            throw error
+        }
+    }
+
+    /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).
+    package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
+        switch thread {
+        case .success(let thread):
+            return try thread.registry.route(until: deadline, on: clock, watch: thread.watch)
+        case .failure(let error):
+            // As with a working thread, a deadline already reached needs no timer.
+            if deadline <= now(clock) { return .reached }
             throw error
         }
     }

@@ -40,10 +40,9 @@ final class PrecisionThread: Sendable {
 
     private struct State {
         var lifecycle = Lifecycle.running(waiting: false)
-        /// Jobs to run, in order.
+        /// Jobs to run, in order; swapped with the thread's own emptied array on each drain, so
+        /// that neither reallocates per tick.
         var jobs: [UnownedJob] = []
-        /// Swapped with `jobs` on each drain so that neither array reallocates per tick.
-        var spare: [UnownedJob] = []
         /// The executor jobs run on: the engine's identity, so that a task preferring the
         /// engine is seen as already on it (no hop back). Unowned: see the type's comment.
         var executor: UnownedTaskExecutor?
@@ -202,7 +201,8 @@ final class PrecisionThread: Sendable {
     }
 
     private enum Step {
-        case run([UnownedJob], UnownedTaskExecutor?)
+        /// Run the jobs just taken (the thread's `batch`) with this executor identity.
+        case run(UnownedTaskExecutor?)
         case wait
         case exit
     }
@@ -210,13 +210,14 @@ final class PrecisionThread: Sendable {
     /// The thread's body: run queued jobs, else block in epoll_wait; until shut down.
     private func runLoop() {
         var tokens = [UInt64](repeating: 0, count: 4)
+        // Reused from wake to wake and drain to drain, so that neither allocates per tick.
+        var reached: [ClockTimer.Sleeper] = []
+        var batch: [UnownedJob] = []
         while true {
             let step: Step = state.withLock { state in
                 if !state.jobs.isEmpty {
-                    swap(&state.jobs, &state.spare)
-                    let batch = state.spare
-                    state.spare.removeAll(keepingCapacity: true)
-                    return .run(batch, state.executor)
+                    swap(&state.jobs, &batch)
+                    return .run(state.executor)
                 }
                 switch state.lifecycle {
                 case .running:
@@ -227,9 +228,10 @@ final class PrecisionThread: Sendable {
                 }
             }
             switch step {
-            case .run(let batch, let executor):
+            case .run(let executor):
                 let executor = executor ?? globalConcurrentExecutor.asUnownedTaskExecutor()
                 for job in batch { job.runSynchronously(on: executor) }
+                batch.removeAll(keepingCapacity: true)
             case .wait:
                 var count: Int32 = 0
                 let code = tokens.withUnsafeMutableBufferPointer {
@@ -252,7 +254,7 @@ final class PrecisionThread: Sendable {
                     return
                 }
                 for token in tokens.prefix(Int(count)) {
-                    handle(token)
+                    handle(token, reusing: &reached)
                 }
             case .exit:
                 finish(failingSleepersWith: nil)
@@ -262,7 +264,7 @@ final class PrecisionThread: Sendable {
     }
 
     /// Handles one ready descriptor.
-    private func handle(_ token: UInt64) {
+    private func handle(_ token: UInt64, reusing buffer: inout [ClockTimer.Sleeper]) {
         if token == Self.wakeToken {
             _ = cloops_eventfd_drain(wakeDescriptor)
             return
@@ -272,7 +274,9 @@ final class PrecisionThread: Sendable {
         }
         // Resuming a sleeper whose task prefers this executor enqueues its job here, on this
         // thread: the loop body runs in the next drain, without a context switch.
-        timer.handleReadable().resume()
+        var batch = timer.handleReadable(reusing: &buffer)
+        batch.resume()
+        buffer = batch.recycle()
     }
 
     /// Marks the thread exited, hands leftover jobs to the global executor, fails the

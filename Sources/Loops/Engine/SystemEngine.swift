@@ -28,6 +28,10 @@ package final class SystemEngine: LoopEngine {
     /// The engine of the process.
     package static let shared = SystemEngine()
 
+    /// The engine of the process for clocks read through Dispatch
+    /// (``LoopClock/viaDispatchSource``): created with the first such clock.
+    package static let sharedDispatch = SystemEngine(waitPath: .dispatchSource)
+
     /// How the engine waits for its timerfds.
     package enum WaitPath: Sendable {
         /// A thread of the engine blocks in `epoll_wait` over the timerfds and an eventfd (the
@@ -48,7 +52,8 @@ package final class SystemEngine: LoopEngine {
     private let queue: DispatchQueue
     private let registry: TimerRegistry
     private let watchers = LockedValue(Watchers())
-    private let waitPath: WaitPath
+    /// How the engine waits for its timerfds.
+    package let waitPath: WaitPath
     /// The thread that waits on the epoll path, started with the first timer.
     private let waitingThread = LockedValue<PrecisionThread?>(nil)
     private let localtimePath: String
@@ -90,8 +95,13 @@ package final class SystemEngine: LoopEngine {
 
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
     /// ``LoopEngine``).
-    package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
+    nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
         try await registry.sleep(until: deadline, on: clock, waker: waker, watch: watch)
+    }
+
+    /// The clock's timer, or ``SleepRoute/reached`` (see ``LoopEngine``).
+    package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
+        try registry.route(until: deadline, on: clock, watch: watch)
     }
 
     // MARK: - Introspection and test hooks
@@ -173,7 +183,10 @@ package final class SystemEngine: LoopEngine {
             let source = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
             // The handlers hold the timer, never the engine, so that a non-shared engine
             // can be deinitialised while its sources still exist.
-            source.setEventHandler { timer.handleReadable().resume() }
+            source.setEventHandler {
+                var buffer: [ClockTimer.Sleeper] = []
+                timer.handleReadable(reusing: &buffer).resume()
+            }
             source.setCancelHandler { timer.close() }
             source.activate()
             watchers.withLock { $0.sources[timer.clock] = source }

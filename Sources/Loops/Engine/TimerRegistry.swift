@@ -20,7 +20,7 @@ package final class TimerRegistry: Sendable {
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
     /// ``LoopEngine/sleep(until:on:waker:)``). A deadline already reached returns at once,
     /// without a timer (nor an fd: a loop at interval 0 opens none).
-    package func sleep(
+    nonisolated(nonsending) package func sleep(
         until deadline: Int64,
         on clock: EngineClock,
         waker: Waker?,
@@ -29,6 +29,17 @@ package final class TimerRegistry: Sendable {
         try Task.checkCancellation()
         if deadline <= TimerCore.now(clock) { return .deadlineReached }
         return try await timer(for: clock, watch: watch).sleep(until: deadline, waker: waker)
+    }
+
+    /// Where a sleep until `deadline` on `clock` goes: nowhere when the deadline has passed
+    /// (no timer, nor fd), else the clock's timer.
+    package func route(
+        until deadline: Int64,
+        on clock: EngineClock,
+        watch: (ClockTimer) throws(LoopError) -> Void
+    ) throws(LoopError) -> SleepRoute {
+        if deadline <= TimerCore.now(clock) { return .reached }
+        return .timer(try timer(for: clock, watch: watch))
     }
 
     /// The timer of `clock`. On first use it is created (`timerfd_create`) and handed to

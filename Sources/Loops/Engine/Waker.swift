@@ -1,13 +1,29 @@
 
 /// Lets another thread end a loop's sleep early without cancelling the loop's task: `stop()`
-/// ends a sleep at once, `changeInterval` re-arms it. A wake that arrives while no sleep is in
-/// progress stays pending and ends the next sleep at once, so a wake is never lost between the
-/// loop reading its state and going to sleep.
+/// ends a sleep at once, `changeInterval` re-arms it, and the run's one cancellation handler
+/// ends it when the task is cancelled. A wake that arrives while no sleep is in progress stays
+/// pending and ends the next sleep at once, so a wake is never lost between the loop reading
+/// its state and going to sleep.
 package final class Waker: Sendable {
+    /// What ends the sleep in progress.
+    private enum Interrupt {
+        /// A kernel timer's sleep: no allocation per sleep, which a closure would cost.
+        case timer(ClockTimer, WakeToken)
+        /// Any other engine's (virtual time's).
+        case action(@Sendable () -> Void)
+
+        func callAsFunction() {
+            switch self {
+            case .timer(let timer, let token): timer.interrupt(token)
+            case .action(let action): action()
+            }
+        }
+    }
+
     private enum State {
         case idle
         case pending
-        case armed(@Sendable () -> Void)
+        case armed(Interrupt)
     }
 
     private let state = LockedValue<State>(.idle)
@@ -16,7 +32,7 @@ package final class Waker: Sendable {
 
     /// Ends the sleep in progress, or the next one.
     package func wake() {
-        let interrupt: (@Sendable () -> Void)? = state.withLock { state in
+        let interrupt: Interrupt? = state.withLock { state in
             switch state {
             case .idle, .pending:
                 state = .pending
@@ -32,6 +48,15 @@ package final class Waker: Sendable {
     /// Engine side, before suspending: installs the action that ends this sleep. Returns false
     /// (and consumes the pending wake) when a wake is pending: the sleep ends at once.
     package func arm(_ interrupt: @escaping @Sendable () -> Void) -> Bool {
+        arm(.action(interrupt))
+    }
+
+    /// ``arm(_:)`` for a sleep on `timer`: the wake calls `timer.interrupt(token)`.
+    package func arm(_ timer: ClockTimer, _ token: WakeToken) -> Bool {
+        arm(.timer(timer, token))
+    }
+
+    private func arm(_ interrupt: Interrupt) -> Bool {
         state.withLock { state in
             switch state {
             case .pending:
@@ -50,4 +75,10 @@ package final class Waker: Sendable {
             if case .armed = state { state = .idle }
         }
     }
+}
+
+/// Names a sleep for ``ClockTimer/interrupt(_:)``: a deadline heap's handle.
+package struct WakeToken: Sendable {
+    let slot: Int32
+    let ticket: UInt64
 }

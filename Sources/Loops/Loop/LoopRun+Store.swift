@@ -6,7 +6,7 @@ extension Loop {
     /// Runs, before the run's own schedule, the slots missed since the last one the store
     /// recorded (``CatchUp``), each under a claim. Returns false when the run ends meanwhile
     /// (`stop()`, `count`).
-    func catchUp(_ id: UInt64, store: any RunStore, before start: Date) async throws -> Bool {
+    nonisolated(nonsending) func catchUp(_ id: UInt64, store: any RunStore, before start: Date) async throws -> Bool {
         let (catchUp, schedule) = state.withLock { ($0.policies.catchUp, $0.decisionSchedule) }
         guard catchUp != .none else { return true }
         guard let record = try await withStoreRetries(id, { try await store.lastRun(of: self.name) }) else { return true }
@@ -32,7 +32,7 @@ extension Loop {
     /// the store refuses is skipped. When the store hands over an earlier slot whose claim
     /// lapsed (its process died), that slot's body runs first, then the slot asked for is
     /// claimed again.
-    func runClaimedIteration(_ id: UInt64, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
+    nonisolated(nonsending) func runClaimedIteration(_ id: UInt64, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
         let asked = state.withLock { $0.executing?.iteration?.scheduled }
         let askedDate = asked?.date(on: clock) ?? Date(nanosecondsSince1970: clock.engine.now(.realtime))
         while true {
@@ -51,7 +51,7 @@ extension Loop {
     }
 
     /// The iteration (with its retries) under `claim`; the store learns how it ended.
-    private func runIteration(_ id: UInt64, under claim: SlotClaim, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
+    nonisolated(nonsending) private func runIteration(_ id: UInt64, under claim: SlotClaim, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
         let action: LoopStateMachine.IterationAction
         do {
             action = try await runIteration(id)
@@ -71,7 +71,7 @@ extension Loop {
     /// process, so the end is recorded as soon as the store is back. Gives up when the claim was
     /// lost (another process took the slot over), or on `stop()` or cancellation; both go to
     /// `onError` (by default one log line).
-    private func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, store: any RunStore, id: UInt64) async {
+    nonisolated(nonsending) private func complete(_ claim: SlotClaim, outcome: RunRecord.Outcome, store: any RunStore, id: UInt64) async {
         defer { state.withLock { $0.claimReleased(id); $0.storeWait(id, waiting: false) } }
         let finishedAt = Date(nanosecondsSince1970: clock.engine.now(.realtime))
         var delay = Self.firstCompletionRetry
@@ -108,7 +108,7 @@ extension Loop {
     private static let firstCompletionRetry: Int64 = 50_000_000
     private static let lastCompletionRetry: Int64 = 250_000_000
 
-    private func reportStoreFailure(_ error: any Error) async {
+    nonisolated(nonsending) private func reportStoreFailure(_ error: any Error) async {
         guard let onError = state.withLock({ $0.onError }) else {
             logger.error("the run store failed", metadata: ["error": "\(error)"])
             return
@@ -118,7 +118,7 @@ extension Loop {
 
     /// Claims `slot`, retrying with the loop's back-off while the store fails; nil when the
     /// store refuses the slot, or when `stop()` is called during the retries.
-    private func claimSlot(_ slot: Date, store: any RunStore, id: UInt64) async throws -> SlotClaim? {
+    nonisolated(nonsending) private func claimSlot(_ slot: Date, store: any RunStore, id: UInt64) async throws -> SlotClaim? {
         try await withStoreRetries(id) { try await store.claim(slot, of: self.name) }
     }
 
@@ -126,7 +126,7 @@ extension Loop {
     /// a store that is down delays the loop, it does not end it; meanwhile the loop's activity
     /// is ``LoopActivity/waitingForStore``. Returns nil when `stop()` was called during a
     /// back-off; throws `CancellationError` when the run is cancelled.
-    private func withStoreRetries<Value: Sendable>(_ id: UInt64, _ operation: @Sendable () async throws -> Value?) async throws -> Value? {
+    nonisolated(nonsending) private func withStoreRetries<Value: Sendable>(_ id: UInt64, _ operation: @Sendable () async throws -> Value?) async throws -> Value? {
         var backoff = Backoff()
         defer { state.withLock { $0.storeWait(id, waiting: false) } }
         while true {

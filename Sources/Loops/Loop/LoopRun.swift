@@ -16,23 +16,49 @@ extension Loop {
     /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task: reports
     /// each event to the state machine and performs the action it returns, outside the lock.
     func execute(_ admission: LoopStateMachine.Admission) async -> RunOutcome {
+        // Only what the end of the run needs stays in this frame, which lives as long as the run.
         let id = admission.id
-        var anchor = admission.anchor
+        let completion = admission.completion
+        let anchor: RunAnchor
         if let predecessor = admission.predecessor {
-            await predecessor.wait()
-            // A run queued behind a cancelled one cannot begin before it has finished.
-            anchor = RunAnchor(now: clock)
-        }
-        var outcome = RunOutcome.finished
-        let engine = clock.engine
-        if engine.needsParticipation {
-            await engine.participate {
-                outcome = await self.runToCompletion(id, anchor: anchor)
-            }
+            anchor = await begin(after: predecessor)
         } else {
-            outcome = await runToCompletion(id, anchor: anchor)
+            anchor = admission.anchor
         }
-        runEnded(id, completion: admission.completion)
+        let outcome: RunOutcome
+        if clock.engine.needsParticipation {
+            outcome = await runParticipating(id, anchor: anchor)
+        } else {
+            outcome = await runCancellably(id, anchor: anchor)
+        }
+        runEnded(id, completion: completion)
+        return outcome
+    }
+
+    /// The run under one cancellation handler instead of one per sleep: a cancellation ends
+    /// the sleep in progress (or the next) through the waker, and the run checks for
+    /// cancellation after every sleep.
+    nonisolated(nonsending) private func runCancellably(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
+        await withTaskCancellationHandler {
+            await runToCompletion(id, anchor: anchor)
+        } onCancel: { [waker] in
+            waker.wake()
+        }
+    }
+
+    /// A run queued behind a cancelled one cannot begin before it has finished: its grid
+    /// begins then.
+    nonisolated(nonsending) private func begin(after predecessor: RunCompletion) async -> RunAnchor {
+        await predecessor.wait()
+        return RunAnchor(now: clock)
+    }
+
+    /// The run as a participant of virtual time.
+    nonisolated(nonsending) private func runParticipating(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
+        var outcome = RunOutcome.finished
+        await clock.engine.participate {
+            outcome = await self.runToCompletion(id, anchor: anchor)
+        }
         return outcome
     }
 
@@ -47,7 +73,9 @@ extension Loop {
         completion.finish()
     }
 
-    private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
+    /// Inlined into `execute`: one async frame fewer under a sleeping loop.
+    @inline(__always)
+    nonisolated(nonsending) private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         let ending: LoopStateMachine.Ending
         do {
             try await runIterations(id, anchor: anchor)
@@ -55,6 +83,11 @@ extension Loop {
         } catch {
             ending = .threw(error, taskCancelled: Task.isCancelled)
         }
+        return await runEnding(id, ending)
+    }
+
+    /// After the iterations: `onError` for an unhandled error, then `afterLoop`.
+    nonisolated(nonsending) private func runEnding(_ id: UInt64, _ ending: LoopStateMachine.Ending) async -> RunOutcome {
         let outcome: RunOutcome
         switch iterationsEnded(id, ending) {
         case .finished:
@@ -82,7 +115,7 @@ extension Loop {
     }
 
     /// `onError`, or the default: one `.error` log line, so a loop never dies silently.
-    private func reportUnhandled(_ error: any Error, to handler: LoopStateMachine.ErrorHook?, keepsSchedule: Bool) async {
+    nonisolated(nonsending) private func reportUnhandled(_ error: any Error, to handler: LoopStateMachine.ErrorHook?, keepsSchedule: Bool) async {
         guard let handler else {
             var metadata = iterationMetadata()
             metadata["error"] = "\(error)"
@@ -101,7 +134,7 @@ extension Loop {
 
     /// Runs `afterLoop` in a task of its own, so that a cancellation of the run's task does not
     /// reach it: `afterLoop` must be able to flush work after `cancel()`.
-    private func runAfterLoop(_ hook: LoopStateMachine.Hook?) async {
+    nonisolated(nonsending) private func runAfterLoop(_ hook: LoopStateMachine.Hook?) async {
         guard let hook else { return }
         let failure: (any Error)? = await makeTask {
             do {
@@ -125,7 +158,32 @@ extension Loop {
     /// Every wake (deadline, `stop()`, a schedule change, a wall-clock step) goes back to the
     /// state machine, which re-decides from the state as it is then: no event is lost between
     /// deciding and sleeping.
-    private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
+    nonisolated(nonsending) private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
+        // Its own async function, so that what it needs is freed before the first sleep.
+        guard let anchor = try await runPrelude(id, anchor: anchor) else { return }
+        let engine = clock.engine
+        var action = iterationsBegin(id, anchor: anchor)
+        while true {
+            switch action {
+            case .end:
+                return
+            case .sleep(let deadline, let engineClock):
+                let reason = try await sleep(until: deadline, on: engineClock, engine: engine)
+                action = woke(id, reason: reason)
+            case .runBody(let yieldFirst):
+                if yieldFirst { await Task.yield() }
+                if let store {
+                    action = try await runClaimedIteration(id, store: store)
+                } else {
+                    action = try await runIteration(id)
+                }
+            }
+        }
+    }
+
+    /// `beforeLoop` and the run store's catch-up; returns the grid's anchor, or nil when the
+    /// run ends without iterations.
+    nonisolated(nonsending) private func runPrelude(_ id: UInt64, anchor: RunAnchor) async throws -> RunAnchor? {
         var anchor = anchor
         switch runBegins(id) {
         case .cancelled:
@@ -138,25 +196,29 @@ extension Loop {
             }
         }
         try Task.checkCancellation()
+        if let store, try await !catchUp(id, store: store, before: anchor.wall) { return nil }
+        return anchor
+    }
 
-        if let store, try await !catchUp(id, store: store, before: anchor.wall) { return }
-        let engine = clock.engine
-        var action = iterationsBegin(id, anchor: anchor)
-        while true {
-            switch action {
-            case .end:
-                return
-            case .sleep(let deadline, let engineClock):
-                let reason = try await engine.sleep(until: deadline, on: engineClock, waker: waker)
-                action = woke(id, reason: reason)
-            case .runBody(let yieldFirst):
-                if yieldFirst { await Task.yield() }
-                if let store {
-                    action = try await runClaimedIteration(id, store: store)
-                } else {
-                    action = try await runIteration(id)
-                }
-            }
+    /// The loop's sleep until its next wake. Inlined into `runIterations`, so that a sleeping
+    /// loop's task holds no engine frames between it and the timer's.
+    @inline(__always)
+    nonisolated(nonsending) private func sleep(
+        until deadline: Int64,
+        on engineClock: EngineClock,
+        engine: any LoopEngine
+    ) async throws -> WakeReason {
+        try Task.checkCancellation()
+        switch try engine.route(until: deadline, on: engineClock) {
+        case .reached:
+            return .deadlineReached
+        case .timer(let timer):
+            // `execute`'s cancellation handler wakes `waker`.
+            let reason = try await timer.sleep(until: deadline, interruptedBy: waker)
+            try Task.checkCancellation()
+            return reason
+        case .engine:
+            return try await engine.sleep(until: deadline, on: engineClock, waker: waker)
         }
     }
 
@@ -246,7 +308,7 @@ extension Loop {
 
     /// One iteration: the body, retried after a back-off while it throws a handled error
     /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
-    func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
+    nonisolated(nonsending) func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
         while true {
             do {
                 // A loop with no span, timeout or claim calls its body from this frame: each
@@ -275,7 +337,7 @@ extension Loop {
 
     /// One attempt of the body: inside its iteration's span context when tracing, under the
     /// loop's timeout and its run store's claim when it has them.
-    private func attempt() async throws {
+    nonisolated(nonsending) private func attempt() async throws {
         if let context = instruments?.iterationContext {
             try await InstrumentationContext.withValue(context) { try await self.attemptUnderWatches() }
         } else {
@@ -290,7 +352,7 @@ extension Loop {
         case claimLost
     }
 
-    private func attemptUnderWatches() async throws {
+    nonisolated(nonsending) private func attemptUnderWatches() async throws {
         let claim = store == nil ? nil : state.withLock { $0.claim }
         guard timeout != nil || claim != nil else {
             try await body(self)
