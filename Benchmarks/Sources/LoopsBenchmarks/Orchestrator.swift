@@ -110,8 +110,8 @@ struct Orchestrator {
         markdown.append("""
         ### Scale: 1,000,000 loops at 10 s, phases spread over the period, 100 s (one run)
 
-        | implementation | loops | ticks delivered / expected | p50 µs | p99 µs | CPU % of one core | RSS KB/loop |
-        |---|---:|---:|---:|---:|---:|---:|
+        | implementation | loops | ticks delivered / expected | p50 µs | p99 µs | CPU % of one core | RSS KB/loop | latest start() behind its phase, ms |
+        |---|---:|---:|---:|---:|---:|---:|---:|
         """)
         log("scale \(loops) at 10 s: loop")
         if let result: ScaleResult = child(["scale", Implementation.loop.rawValue, "\(loops)", "10"], timeout: 300) {
@@ -120,10 +120,11 @@ struct Orchestrator {
                 Implementation.loop.title, "\(loops)", "\(result.ticksDelivered) / \(result.ticksExpected)",
                 f(result.latenessP50Microseconds), f(result.latenessP99Microseconds),
                 f(result.cpuPercentOfOneCore), f(result.rssPerLoopKilobytes, digits: 2),
+                f(result.startLagMaxMilliseconds),
             ]
             markdown.append("| " + row.joined(separator: " | ") + " |")
         } else {
-            markdown.append("| \(Implementation.loop.title) | \(loops) | failed | | | | |")
+            markdown.append("| \(Implementation.loop.title) | \(loops) | failed | | | | | |")
         }
         print(markdown.last ?? "")
         markdown.append("")

@@ -60,6 +60,8 @@ struct ScaleResult: Codable, Sendable {
     var latenessP99Microseconds: Double
     var cpuPercentOfOneCore: Double
     var rssPerLoopKilobytes: Double
+    /// How far behind its phase the latest `start()` was (our loops only).
+    var startLagMaxMilliseconds: Double
 }
 
 /// The idle scenario: 1 loop at 2 s for 10 s.

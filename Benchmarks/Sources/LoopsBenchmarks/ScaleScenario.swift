@@ -52,6 +52,9 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
     let baseline = bench_rss_bytes()
 
     var keepAlive: [Any] = []
+    // How far behind its phase the latest start() call was: starting a million loops is work
+    // of its own, and a loop started late ticks late on its own grid (which lateness measures).
+    var startLag: Int64 = 0
     keepAlive.reserveCapacity(loops)
     let start: Int64
     let phase = { (index: Int) -> Int64 in Int64(index) * period / Int64(loops) }
@@ -77,6 +80,7 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
             let target = start + phase(index)
             if target - bootNow() > millisecond { sleepUntil(boot: target) }
             do { try loop.start() } catch { fail("cannot start loop \(index): \(error)") }
+            startLag = max(startLag, bootNow() - target)
         }
         keepAlive = created
 
@@ -130,8 +134,13 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
     let rss = bench_rss_bytes()
     sleepUntil(boot: start + 10 * period)
     let usageEnd = bench_usage_now()
-    // Grace for the last ticks (scheduled before start + 10 periods).
-    sleepUntil(boot: start + 10 * period + 500 * millisecond)
+    // Grace for the last ticks (scheduled before start + 10 periods, later for loops started
+    // late): until every tick is in, or one more period has passed.
+    let graceEnd = start + 11 * period
+    sleepUntil(boot: start + 10 * period + 100 * millisecond)
+    while recorder.delivered < loops * ScaleRecorder.measuredTicks, bootNow() < graceEnd {
+        sleepUntil(boot: bootNow() + 100 * millisecond)
+    }
     let delivered = recorder.delivered
     let stats = LatenessStats(recorder.samples)
     withExtendedLifetime(keepAlive) {}
@@ -144,6 +153,7 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
         latenessP50Microseconds: stats.p50,
         latenessP99Microseconds: stats.p99,
         cpuPercentOfOneCore: UsageDelta(from: usageStart, to: usageEnd).cpuMicroseconds / (Double(9 * period) / 1e3) * 100,
-        rssPerLoopKilobytes: Double(rss - baseline) / 1024 / Double(loops)
+        rssPerLoopKilobytes: Double(rss - baseline) / 1024 / Double(loops),
+        startLagMaxMilliseconds: Double(startLag) / 1e6
     )
 }
