@@ -73,7 +73,8 @@ extension Loop {
         completion.finish()
     }
 
-    /// Inlined into `execute`: one async frame fewer under a sleeping loop.
+    /// The iterations, then what ends the run. Inlined into its two callers' closures: one
+    /// async frame fewer under a sleeping loop.
     @inline(__always)
     nonisolated(nonsending) private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         let ending: LoopStateMachine.Ending
