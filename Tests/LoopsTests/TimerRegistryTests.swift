@@ -44,14 +44,30 @@ extension EngineTests {
             accepted.close()
         }
 
-        @Test("a deadline already reached returns at once, without opening a timer")
-        func reachedDeadline() async throws {
+        @Test("a deadline already reached routes nowhere, without opening a timer")
+        func reachedDeadline() throws {
             let registry = TimerRegistry()
-            let reason = try await registry.sleep(until: TimerCore.now(.continuous) - 1, on: .continuous, waker: nil) { _ in
+            let route = try registry.route(until: TimerCore.now(.continuous) - 1, on: .continuous) { _ in
                 Issue.record("no timer should be watched")
             }
-            #expect(reason == .deadlineReached)
+            guard case .reached = route else {
+                Issue.record("expected .reached, got \(route)")
+                return
+            }
             #expect(registry.openDescriptorCount == 0)
+        }
+
+        @Test("a deadline still ahead routes to the clock's one timer")
+        func futureDeadline() throws {
+            let registry = TimerRegistry()
+            let route = try registry.route(until: TimerCore.now(.continuous) + 60_000_000_000, on: .continuous) { _ in }
+            guard case .timer(let timer) = route else {
+                Issue.record("expected .timer, got \(route)")
+                return
+            }
+            #expect(registry.existingTimer(for: .continuous) === timer)
+            #expect(registry.openDescriptorCount == 1)
+            timer.close()
         }
     }
 }

@@ -24,7 +24,8 @@ package enum WakeReason: Hashable, Sendable {
 package enum SleepRoute {
     /// The deadline has been reached: nothing to wait for (and no timer or fd needed).
     case reached
-    /// Sleep on this timer (``ClockTimer/sleep(until:waker:)``).
+    /// Sleep on this timer: ``ClockTimer/sleep(until:waker:)``, or, under a run's own
+    /// cancellation handler, ``ClockTimer/sleep(until:interruptedBy:)``.
     case timer(ClockTimer)
     /// Sleep through the engine (``LoopEngine/sleep(until:on:waker:)``): engines without
     /// kernel timers, such as virtual time.
@@ -87,6 +88,20 @@ package protocol LoopEngine: AnyObject, Sendable {
 extension LoopEngine {
     /// Through the engine's own ``sleep(until:on:waker:)``.
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute { .engine }
+
+    /// ``sleep(until:on:waker:)`` of an engine on kernel timers (``SystemEngine``,
+    /// ``PrecisionEngine``), whose ``route(until:on:)`` is never ``SleepRoute/engine``: the
+    /// clock's timer's sleep, under a cancellation handler of its own. A deadline already
+    /// reached needs no timer (nor fd), also on an engine that has shut down.
+    nonisolated(nonsending) package func sleepOnRoutedTimer(
+        until deadline: Int64,
+        on clock: EngineClock,
+        waker: Waker?
+    ) async throws -> WakeReason {
+        try Task.checkCancellation()
+        guard case .timer(let timer) = try route(until: deadline, on: clock) else { return .deadlineReached }
+        return try await timer.sleep(until: deadline, waker: waker)
+    }
 
     /// A plain sleep: only virtual time tells watches from sleeps.
     nonisolated(nonsending) package func watch(until deadline: Int64, on clock: EngineClock) async throws {

@@ -109,15 +109,7 @@ extension PrecisionEngine: LoopEngine {
     /// Suspends the calling task until `deadline` on `clock` (see ``LoopEngine``); the thread
     /// resumes it when the clock's timerfd fires.
     nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
-        switch thread {
-        case .success(let thread):
-            return try await thread.registry.sleep(until: deadline, on: clock, waker: waker, watch: thread.watch)
-        case .failure(let error):
-            // As with a working thread, a deadline already reached needs no timer.
-            try Task.checkCancellation()
-            if deadline <= now(clock) { return .deadlineReached }
-            throw error
-        }
+        try await sleepOnRoutedTimer(until: deadline, on: clock, waker: waker)
     }
 
     /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).

@@ -96,7 +96,7 @@ package final class SystemEngine: LoopEngine {
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
     /// ``LoopEngine``).
     nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
-        try await registry.sleep(until: deadline, on: clock, waker: waker, watch: watch)
+        try await sleepOnRoutedTimer(until: deadline, on: clock, waker: waker)
     }
 
     /// The clock's timer, or ``SleepRoute/reached`` (see ``LoopEngine``).

@@ -17,20 +17,6 @@ package final class TimerRegistry: Sendable {
         self.minimumWakeSpacing = minimumWakeSpacing
     }
 
-    /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
-    /// ``LoopEngine/sleep(until:on:waker:)``). A deadline already reached returns at once,
-    /// without a timer (nor an fd: a loop at interval 0 opens none).
-    nonisolated(nonsending) package func sleep(
-        until deadline: Int64,
-        on clock: EngineClock,
-        waker: Waker?,
-        watch: (ClockTimer) throws(LoopError) -> Void
-    ) async throws -> WakeReason {
-        try Task.checkCancellation()
-        if deadline <= TimerCore.now(clock) { return .deadlineReached }
-        return try await timer(for: clock, watch: watch).sleep(until: deadline, waker: waker)
-    }
-
     /// Where a sleep until `deadline` on `clock` goes: nowhere when the deadline has passed
     /// (no timer, nor fd), else the clock's timer.
     package func route(

@@ -214,7 +214,7 @@ extension Loop {
         case .reached:
             return .deadlineReached
         case .timer(let timer):
-            // `execute`'s cancellation handler wakes `waker`.
+            // `runCancellably`'s cancellation handler wakes `waker`.
             let reason = try await timer.sleep(until: deadline, interruptedBy: waker)
             try Task.checkCancellation()
             return reason
