@@ -79,7 +79,12 @@ struct LoopStateMachine {
     }
 
     /// The run whose code executes (from its start until `afterLoop` returned).
-    struct ExecutingRun {
+    ///
+    /// A class, so that a transition changes it where it is: as a struct it had to be taken out
+    /// of the lifecycle enum and put back on every event (a copy of its 257 bytes and a retain
+    /// of each of its references, twice per tick). It lives only inside the state machine, which
+    /// the loop's lock guards, and a new run gets a new one.
+    final class ExecutingRun {
         var run: Run
         var phase = Phase.starting
         var position: SchedulePosition?
@@ -301,10 +306,9 @@ struct LoopStateMachine {
         case .idle:
             // The run has ended already.
             return .none
-        case .running(var executing, var queued):
+        case .running(let executing, var queued):
             if executing.run.id == id {
                 executing.run.cancelTask = cancel
-                lifecycle = .running(executing, queued: queued)
                 return executing.run.cancelRequested ? .cancelTask(cancel) : .none
             }
             guard let index = queued.firstIndex(where: { $0.id == id }) else { return .none }
@@ -328,7 +332,7 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return .none
-        case .running(var executing, var queued):
+        case .running(let executing, var queued):
             executing.run.stopRequested = true
             for index in queued.indices { queued[index].stopRequested = true }
             lifecycle = .running(executing, queued: queued)
@@ -345,7 +349,7 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return []
-        case .running(var executing, var queued):
+        case .running(let executing, var queued):
             var cancellations: [@Sendable () -> Void] = []
             executing.run.cancelRequested = true
             if let cancel = executing.run.cancelTask { cancellations.append(cancel) }
@@ -366,12 +370,11 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return .none
-        case .running(var executing, let queued):
+        case .running(let executing, _):
             // Before the first iteration the run has no slot to count from: it decides when it
             // gets there.
             if let position = executing.position, case .slot = position.basis {
                 executing.next = decide(after: position, now: now).reportedNext
-                lifecycle = .running(executing, queued: queued)
             }
             return .wakeSleeper
         }
@@ -388,10 +391,7 @@ struct LoopStateMachine {
 
     /// Run `id` has got past its predecessor and begins.
     mutating func runBegins(_ id: UInt64) -> BeginAction {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .cancelled }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .cancelled }
         if executing.run.cancelRequested { return .cancelled }
         executing.phase = .beforeLoop
         return .runBeforeLoop(beforeLoop)
@@ -424,22 +424,16 @@ struct LoopStateMachine {
 
     /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
     mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         executing.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
-        return decideStep(&executing, now: now)
+        return decideStep(executing, now: now)
     }
 
     /// Run `id`'s sleep ended for `reason`.
     mutating func woke(_ id: UInt64, reason: WakeReason, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         executing.sleptSinceBody = true
-        guard case .sleeping(let pending) = executing.phase else { return decideStep(&executing, now: now) }
+        guard case .sleeping(let pending) = executing.phase else { return decideStep(executing, now: now) }
         // A wake so late that the following slot has passed too (the machine was suspended,
         // the process stalled) is an overrun: re-decide with the policy. A wake that is merely
         // late keeps the grid, so timer latency never causes drift. A schedule change, a
@@ -448,29 +442,26 @@ struct LoopStateMachine {
             && pending.version == scheduleVersion
             && !executing.run.stopRequested
             && !(pending.following?.isDue(at: now) ?? false)
-        guard onSchedule else { return decideStep(&executing, now: now) }
+        guard onSchedule else { return decideStep(executing, now: now) }
         executing.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
         executing.next = pending.following
         executing.pendingLateness = lateness(of: pending, now: now)
-        return beginBody(&executing, now: now)
+        return beginBody(executing, now: now)
     }
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
     mutating func bodySucceeded(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         currentLoop += 1
         executing.backoff.reset()
         executing.sleptSinceBody = false
         let duration = executing.iteration.map { max(0, now.elapsed.subtractingClamped($0.started.elapsed)) }
-        bodyEnded(&executing, now: now, error: nil)
+        bodyEnded(executing, now: now, error: nil)
         var step: Step
         if let count, currentLoop >= count {
             step = Step(action: .end)
         } else {
-            step = decideStep(&executing, now: now)
+            step = decideStep(executing, now: now)
         }
         step.finishedDuration = duration
         return step
@@ -483,8 +474,7 @@ struct LoopStateMachine {
     /// body begins now, so its duration and its stall are measured from here, not from before a
     /// claim that had to wait for the store.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
-        lifecycle = .idle
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
         self.claim = claim
         if let record = executing.iteration {
             executing.iteration = IterationRecord(
@@ -496,16 +486,13 @@ struct LoopStateMachine {
             )
             statistics.lastStart = now.wall
         }
-        lifecycle = .running(executing, queued: queued)
     }
 
     /// Run `id`'s run store failed: the run waits to retry it (`waiting`), or it answered
     /// again (`!waiting`).
     mutating func storeWait(_ id: UInt64, waiting: Bool) {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
-        lifecycle = .idle
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
         executing.waitingForStore = waiting
-        lifecycle = .running(executing, queued: queued)
     }
 
     /// The claimed body has ended (the store was told how): no token any more.
@@ -517,31 +504,25 @@ struct LoopStateMachine {
     /// The store refused the slot (it ran, or runs, elsewhere): the iteration does not happen
     /// and does not count; the run goes on with the next slot.
     mutating func slotRefused(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         executing.iteration = nil
-        return decideStep(&executing, now: now)
+        return decideStep(executing, now: now)
     }
 
     /// A slot that the run-store protocol picks begins now: a missed slot caught up on at start,
     /// or, after the body of a lapsed earlier slot, the slot the run was at (nil when it had
     /// none), claimed again.
     mutating func slotBegins(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         guard !executing.run.stopRequested else { return Step(action: .end) }
         if let count, currentLoop >= count { return Step(action: .end) }
         if let slot { executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
         executing.pendingLateness = slot?.lateness(at: now) ?? 0
-        return beginBody(&executing, now: now)
+        return beginBody(executing, now: now)
     }
 
     /// Records the end of a body attempt in the statistics.
-    private mutating func bodyEnded(_ executing: inout ExecutingRun, now: LoopNow, error: (any Error)?) {
+    private mutating func bodyEnded(_ executing: ExecutingRun, now: LoopNow, error: (any Error)?) {
         if let started = executing.iteration?.started {
             statistics.lastDuration = max(0, now.elapsed.subtractingClamped(started.elapsed))
         }
@@ -571,12 +552,9 @@ struct LoopStateMachine {
 
     /// Run `id`'s body threw `error`: retried when `reconnect` handles it.
     mutating func bodyThrew(_ id: UInt64, error: any Error, now: LoopNow) -> BodyFailureAction {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .rethrow }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .rethrow }
         let cancelled = error is CancellationError || executing.run.cancelRequested
-        if !cancelled { bodyEnded(&executing, now: now, error: error) }
+        if !cancelled { bodyEnded(executing, now: now, error: error) }
         guard reconnect, !cancelled, errorFilter.handles(error) else {
             if cancelled { return .cancelled }
             if policies.failure.keepsSchedule {
@@ -592,25 +570,20 @@ struct LoopStateMachine {
 
     /// The back-off of a retry has passed: the body runs again.
     mutating func retryDue(_ id: UInt64, now: LoopNow) {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return }
-        lifecycle = .idle
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
         executing.phase = .body
         executing.iteration?.started = now
         statistics.lastStart = now.wall
-        lifecycle = .running(executing, queued: queued)
     }
 
     /// `onError` has handled an unhandled error under ``FailurePolicy/keepSchedule``: the run
     /// goes on with the slot after the failed one.
     mutating func failureReported(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return Step(action: .end) }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
         executing.iteration = nil
         executing.backoff.reset()
         executing.sleptSinceBody = false
-        return decideStep(&executing, now: now)
+        return decideStep(executing, now: now)
     }
 
     /// How a run ended, as the run reports it.
@@ -631,10 +604,7 @@ struct LoopStateMachine {
     }
 
     mutating func iterationsEnded(_ id: UInt64, _ ending: Ending) -> EndingAction {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return .cancelled }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .cancelled }
         executing.next = nil
         switch ending {
         case .finished:
@@ -652,10 +622,7 @@ struct LoopStateMachine {
 
     /// `onError` (if any) has returned: the run's `afterLoop` to run.
     mutating func afterLoopBegins(_ id: UInt64) -> Hook? {
-        guard case .running(var executing, let queued) = lifecycle, executing.run.id == id else { return nil }
-        // Taken out of the enum while it changes, so it is mutated in place.
-        lifecycle = .idle
-        defer { lifecycle = .running(executing, queued: queued) }
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return nil }
         executing.phase = .afterLoop
         executing.iteration = nil
         return afterLoop
@@ -690,13 +657,13 @@ struct LoopStateMachine {
 
     // MARK: Deciding
 
-    private mutating func decideStep(_ executing: inout ExecutingRun, now: LoopNow) -> Step {
+    private mutating func decideStep(_ executing: ExecutingRun, now: LoopNow) -> Step {
         guard !executing.run.stopRequested, let position = executing.position else {
             executing.next = nil
             return Step(action: .end)
         }
         let decision = decide(after: position, now: now)
-        let rejected = newRejections(decision.rejected, in: &executing)
+        let rejected = newRejections(decision.rejected, in: executing)
         switch decision.step {
         case .end:
             executing.next = nil
@@ -707,23 +674,23 @@ struct LoopStateMachine {
                 // The first iteration of an interval loop waits for its delay like any other.
                 let following = next
                 let deadline = instant.addingClamped(delay)
-                return sleep(&executing, until: deadline, on: intervalClock, slot: slot, following: following, delay: delay, rejected: rejected)
+                return sleep(executing, until: deadline, on: intervalClock, slot: slot, following: following, delay: delay, rejected: rejected)
             }
             executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
             executing.next = next
             executing.pendingLateness = slot.lateness(at: now)
-            var step = beginBody(&executing, now: now)
+            var step = beginBody(executing, now: now)
             step.rejected = rejected
             step.missedTicks = decision.missedTicks
             return step
         case .sleep(let deadline, let clock, let slot, let following):
             let delay = randomizedDelay()
-            return sleep(&executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, delay: delay, rejected: rejected)
+            return sleep(executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, delay: delay, rejected: rejected)
         }
     }
 
     private func sleep(
-        _ executing: inout ExecutingRun,
+        _ executing: ExecutingRun,
         until deadline: Int64,
         on clock: EngineClock,
         slot: ScheduledInstant,
@@ -769,7 +736,7 @@ struct LoopStateMachine {
         )
     }
 
-    private mutating func beginBody(_ executing: inout ExecutingRun, now: LoopNow) -> Step {
+    private mutating func beginBody(_ executing: ExecutingRun, now: LoopNow) -> Step {
         executing.phase = .body
         var scheduled: ScheduledInstant?
         if let position = executing.position, case .slot(let slot) = position.basis { scheduled = slot }
@@ -827,7 +794,7 @@ struct LoopStateMachine {
     }
 
     /// Drops rejections already reported, so a schedule that repeats one is reported once.
-    private func newRejections(_ rejections: [RejectedSlot], in executing: inout ExecutingRun) -> [RejectedSlot] {
+    private func newRejections(_ rejections: [RejectedSlot], in executing: ExecutingRun) -> [RejectedSlot] {
         guard !rejections.isEmpty else { return [] }
         var fresh: [RejectedSlot] = []
         for rejection in rejections where rejection.instant != executing.lastRejected {
