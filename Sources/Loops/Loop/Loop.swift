@@ -45,6 +45,11 @@ public final class Loop: Sendable {
     let timeout: Int64?
     /// Where the loop records its runs and claims its slots; nil when it records nothing.
     public let store: (any RunStore)?
+    /// `store != nil`, kept as a flag: testing the optional existential copies it, twice a tick.
+    let recordsRuns: Bool
+    /// Whether each tick calls the body straight from the run's frame: no span, timeout or
+    /// run store to put around it.
+    let callsBodyDirectly: Bool
     let state: LockedValue<LoopStateMachine>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
@@ -264,7 +269,10 @@ public final class Loop: Sendable {
         self.name = name
         self.timeout = policies.timeout
         self.injectedLogger = logger
-        self.instruments = LoopInstruments.make(name: name, metrics: metrics, tracer: tracer)
+        let instruments = LoopInstruments.make(name: name, metrics: metrics, tracer: tracer)
+        self.instruments = instruments
+        self.recordsRuns = store != nil
+        self.callsBodyDirectly = instruments == nil && policies.timeout == nil && store == nil
         self.state = LockedValue(
             LoopStateMachine(
                 schedule: schedule,

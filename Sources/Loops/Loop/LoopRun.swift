@@ -79,7 +79,11 @@ extension Loop {
     nonisolated(nonsending) private func runToCompletion(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         let ending: LoopStateMachine.Ending
         do {
-            try await runIterations(id, anchor: anchor)
+            // The prelude returns before the iterations begin: its frame and theirs are never
+            // stacked, which keeps the deepest point of a run within the task's first slab.
+            if let anchor = try await runPrelude(id, anchor: anchor) {
+                try await runIterations(id, anchor: anchor)
+            }
             ending = .finished
         } catch {
             ending = .threw(error, taskCancelled: Task.isCancelled)
@@ -152,16 +156,14 @@ extension Loop {
         }
     }
 
-    /// `beforeLoop`, then the iterations until the state machine says the run ends. The grid is
-    /// anchored where the user expects it: at the `start()` call (not when the run's task first
-    /// got a thread), or, with a `beforeLoop`, at the instant it returned.
+    /// The iterations, after ``runPrelude(_:anchor:)``, until the state machine says the run
+    /// ends. The grid is anchored where the user expects it: at the `start()` call (not when the
+    /// run's task first got a thread), or, with a `beforeLoop`, at the instant it returned.
     ///
     /// Every wake (deadline, `stop()`, a schedule change, a wall-clock step) goes back to the
     /// state machine, which re-decides from the state as it is then: no event is lost between
     /// deciding and sleeping.
     nonisolated(nonsending) private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
-        // Its own async function, so that what it needs is freed before the first sleep.
-        guard let anchor = try await runPrelude(id, anchor: anchor) else { return }
         let engine = clock.engine
         var action = iterationsBegin(id, anchor: anchor)
         while true {
@@ -173,7 +175,7 @@ extension Loop {
                 action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
-                if let store {
+                if recordsRuns, let store {
                     action = try await runClaimedIteration(id, store: store)
                 } else {
                     action = try await runIteration(id)
@@ -209,9 +211,12 @@ extension Loop {
         on engineClock: EngineClock,
         engine: any LoopEngine
     ) async throws -> WakeReason {
-        try Task.checkCancellation()
+        // One cancellation check per sleep, after it: a cancellation that came before leaves
+        // the waker's wake pending (and the timer refuses a cancelled task), so the sleep ends
+        // at once.
         switch try engine.route(until: deadline, on: engineClock) {
         case .reached:
+            try Task.checkCancellation()
             return .deadlineReached
         case .timer(let timer):
             // `runCancellably`'s cancellation handler wakes `waker`.
@@ -263,17 +268,16 @@ extension Loop {
                 metadata: ["loop.missed_ticks": "\(step.missedTicks)"]
             )
         }
-        if let duration = step.finishedDuration {
-            instruments?.iterationSucceeded(duration: duration)
-            if injectedLogger.logLevel <= .trace {
+        if let instruments {
+            if let duration = step.finishedDuration { instruments.iterationSucceeded(duration: duration) }
+            if let began = step.began { instruments.iterationBegan(began, scheduledAt: began.scheduled?.date(on: clock)) }
+        }
+        // The log level is read once per step: each read copies the logger's handler.
+        if step.finishedDuration != nil || step.began != nil, injectedLogger.logLevel <= .trace {
+            if let duration = step.finishedDuration {
                 logger.trace("iteration finished", metadata: ["loop.duration_ms": "\(Double(duration) / 1e6)"])
             }
-        }
-        if let began = step.began {
-            if let instruments {
-                instruments.iterationBegan(began, scheduledAt: began.scheduled?.date(on: clock))
-            }
-            if injectedLogger.logLevel <= .trace {
+            if let began = step.began {
                 logger.trace("iteration begins", metadata: metadata(of: began))
             }
         }
@@ -309,12 +313,13 @@ extension Loop {
 
     /// One iteration: the body, retried after a back-off while it throws a handled error
     /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
+    @inline(__always)
     nonisolated(nonsending) func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
         while true {
             do {
                 // A loop with no span, timeout or claim calls its body from this frame: each
                 // async function between costs an allocation of its frame per tick.
-                if instruments == nil, timeout == nil, store == nil {
+                if callsBodyDirectly {
                     try await body(self)
                 } else {
                     try await attempt()
@@ -322,17 +327,25 @@ extension Loop {
                 return bodySucceeded(id)
             } catch {
                 if Task.isCancelled { throw error }
-                switch bodyThrew(id, error: error) {
-                case .rethrow, .cancelled:
-                    throw error
-                case .retry(let deadline, let engineClock, _):
-                    _ = try await clock.engine.sleep(until: deadline, on: engineClock, waker: nil)
-                    retryDue(id)
-                case .reportAndContinue(let onError):
-                    await reportUnhandled(error, to: onError, keepsSchedule: true)
-                    return failureReported(id)
-                }
+                if let action = try await recover(id, from: error) { return action }
             }
+        }
+    }
+
+    /// After a body attempt threw: nil when the back-off of a retry has passed (the body runs
+    /// again), else what the run does next; throws the error when it ends the run. Its own
+    /// async function, so that the rare path adds nothing to the frame every tick runs in.
+    nonisolated(nonsending) private func recover(_ id: UInt64, from error: any Error) async throws -> LoopStateMachine.IterationAction? {
+        switch bodyThrew(id, error: error) {
+        case .rethrow, .cancelled:
+            throw error
+        case .retry(let deadline, let engineClock, _):
+            _ = try await clock.engine.sleep(until: deadline, on: engineClock, waker: nil)
+            retryDue(id)
+            return nil
+        case .reportAndContinue(let onError):
+            await reportUnhandled(error, to: onError, keepsSchedule: true)
+            return failureReported(id)
         }
     }
 

@@ -123,9 +123,9 @@ struct SlotDecision: Sendable {
         keepsSlotsOnOverrun: Bool = false,
         now: LoopNow
     ) -> SlotDecision {
-        if let interval = schedule.interval {
+        if let interval = schedule.intervalNanoseconds {
             return decideRelative(
-                interval: interval.nanoseconds,
+                interval: interval,
                 after: position,
                 policy: policy,
                 intervalClock: intervalClock,

@@ -150,6 +150,12 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// ``interval`` in nanoseconds (saturating), without converting it again.
+    var intervalNanoseconds: Int64? {
+        if case .every(let rule) = kind { return rule.nanoseconds }
+        return nil
+    }
+
     /// The interval's parts as given, for ``every(_:)``.
     var intervalRule: IntervalRule? {
         if case .every(let rule) = kind { return rule }
@@ -178,9 +184,19 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
 /// 59 s). Two rules with the same interval are equal however it was written.
 struct IntervalRule: Hashable, Sendable {
     let interval: Duration
+    /// `interval` in nanoseconds, converted once: every tick of an interval loop needs it.
+    let nanoseconds: Int64
     let seconds: Double
     let minutes: Double
     let hours: Double
+
+    init(interval: Duration, seconds: Double, minutes: Double, hours: Double) {
+        self.interval = interval
+        self.nanoseconds = interval.nanoseconds
+        self.seconds = seconds
+        self.minutes = minutes
+        self.hours = hours
+    }
 
     static func == (lhs: IntervalRule, rhs: IntervalRule) -> Bool { lhs.interval == rhs.interval }
 
