@@ -35,12 +35,45 @@ package final class ClockTimer: Sendable {
     package struct WakeBatch: Sendable {
         /// Sleepers whose deadline was reached.
         package var reached: [Sleeper] = []
+        /// What a clock step or a failure releases. Rare, so kept out of the batch of every
+        /// wake: three arrays to destroy per wake instead of one.
+        private var rare: Rare?
+
+        private struct Rare: Sendable {
+            var stepped: [Sleeper] = []
+            var failed: [Sleeper] = []
+            var failure: LoopError?
+        }
+
         /// `.realtime` sleepers woken because the wall clock was set.
-        package var stepped: [Sleeper] = []
+        package var stepped: [Sleeper] {
+            get { rare?.stepped ?? [] }
+            set {
+                var rare = self.rare ?? Rare()
+                rare.stepped = newValue
+                self.rare = rare
+            }
+        }
+
         /// Sleepers that cannot be woken reliably any more, and why.
-        package var failed: [Sleeper] = []
+        package var failed: [Sleeper] {
+            get { rare?.failed ?? [] }
+            set {
+                var rare = self.rare ?? Rare()
+                rare.failed = newValue
+                self.rare = rare
+            }
+        }
+
         /// The error `failed` sleepers are resumed with.
-        package var failure: LoopError?
+        package var failure: LoopError? {
+            get { rare?.failure }
+            set {
+                var rare = self.rare ?? Rare()
+                rare.failure = newValue
+                self.rare = rare
+            }
+        }
 
         /// Whether the batch resumes nobody.
         package var isEmpty: Bool { reached.isEmpty && stepped.isEmpty && failed.isEmpty }
@@ -51,20 +84,12 @@ package final class ClockTimer: Sendable {
         /// Resumes every sleeper of the batch. Call it without holding any lock.
         package func resume() {
             for sleeper in reached { sleeper.resume(with: .success(.deadlineReached)) }
-            for sleeper in stepped { sleeper.resume(with: .success(.clockStepped)) }
-            if !failed.isEmpty {
-                let error = failure ?? LoopError(.systemTimer, "the system timer failed")
-                for sleeper in failed { sleeper.resume(with: .failure(error)) }
+            guard let rare else { return }
+            for sleeper in rare.stepped { sleeper.resume(with: .success(.clockStepped)) }
+            if !rare.failed.isEmpty {
+                let error = rare.failure ?? LoopError(.systemTimer, "the system timer failed")
+                for sleeper in rare.failed { sleeper.resume(with: .failure(error)) }
             }
-        }
-
-        /// Empties the batch and returns `reached`'s storage, emptied, for the next
-        /// ``ClockTimer/handleReadable(reusing:)``. Call it after ``resume()``.
-        package mutating func recycle() -> [Sleeper] {
-            var buffer: [Sleeper] = []
-            swap(&buffer, &reached)
-            buffer.removeAll(keepingCapacity: true)
-            return buffer
         }
     }
 
@@ -248,15 +273,16 @@ package final class ClockTimer: Sendable {
     }
 
     /// Handles a readable fd: reads it, releases every sleeper whose deadline has passed (all
-    /// of them with `.clockStepped` when the wall clock was set), and re-arms at the new
-    /// earliest deadline. Resume the returned batch outside any lock.
+    /// of them with `.clockStepped` when the wall clock was set), re-arms at the new earliest
+    /// deadline, and resumes the released sleepers once the lock is released.
     ///
-    /// - Parameter buffer: an empty array whose capacity `reached` reuses, so that a wake costs
-    ///   no allocation; take it back with ``WakeBatch/recycle()`` after resuming.
-    package func handleReadable(reusing buffer: inout [Sleeper]) -> WakeBatch {
-        state.withLock { state in
+    /// - Parameter buffer: an empty array whose capacity the sleepers due reuse, so that a wake
+    ///   costs no allocation; empty again on return.
+    package func handleReadable(reusing buffer: inout [Sleeper]) {
+        // The sleepers due go straight into `buffer`; the batch holds only what a clock step or
+        // a failure releases.
+        let batch = state.withLock { state in
             var batch = WakeBatch()
-            swap(&batch.reached, &buffer)
             guard case .open = state.lifecycle else { return batch }
             let now = now
             state.lastWake = now
@@ -266,9 +292,9 @@ package final class ClockTimer: Sendable {
             case .expired:
                 // A one-shot timer that expired is disarmed.
                 state.arming = .disarmed
-                state.heap.popAll(dueAt: now, into: &batch.reached)
+                state.heap.popAll(dueAt: now, into: &buffer)
             case .notExpired:
-                state.heap.popAll(dueAt: now, into: &batch.reached)
+                state.heap.popAll(dueAt: now, into: &buffer)
             case .clockStepped:
                 // Every wall-clock deadline was computed from the old time: wake them all so
                 // their owners recompute. The kernel state after ECANCELED is not worth
@@ -291,6 +317,9 @@ package final class ClockTimer: Sendable {
             }
             return batch
         }
+        for sleeper in buffer { sleeper.resume(with: .success(.deadlineReached)) }
+        buffer.removeAll(keepingCapacity: true)
+        batch.resume()
     }
 
     /// The system's time zone changed: releases every sleeper, as a step of the wall clock

@@ -125,6 +125,9 @@ final class PrecisionThread: Sendable {
             case .running(waiting: true):
                 state.jobs.append(job)
                 state.lifecycle = .running(waiting: false)
+                // The thread itself (resuming the sleepers of a wake) is not blocked: it takes
+                // its jobs before it waits again.
+                if pthread_equal(pthread_self(), state.handle) != 0 { return false }
                 // Under the lock, so the thread cannot have closed the eventfd (it closes it
                 // only after entering `.exited` under this lock).
                 _ = cloops_eventfd_signal(wakeDescriptor)
@@ -217,6 +220,7 @@ final class PrecisionThread: Sendable {
             let step: Step = state.withLock { state in
                 if !state.jobs.isEmpty {
                     swap(&state.jobs, &batch)
+                    if case .running = state.lifecycle { state.lifecycle = .running(waiting: false) }
                     return .run(state.executor)
                 }
                 switch state.lifecycle {
@@ -237,9 +241,9 @@ final class PrecisionThread: Sendable {
                 let code = tokens.withUnsafeMutableBufferPointer {
                     cloops_epoll_wait(epollDescriptor, $0.baseAddress, Int32($0.count), -1, &count)
                 }
-                state.withLock { state in
-                    if case .running = state.lifecycle { state.lifecycle = .running(waiting: false) }
-                }
+                // Still marked waiting until the next drain: an enqueue from another thread in
+                // between signals the eventfd once more (one spare wake), and saves a lock per
+                // wake here.
                 guard code == 0 else {
                     // Not EINTR (retried in C): waiting again would fail again, a busy spin.
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
@@ -274,9 +278,7 @@ final class PrecisionThread: Sendable {
         }
         // Resuming a sleeper whose task prefers this executor enqueues its job here, on this
         // thread: the loop body runs in the next drain, without a context switch.
-        var batch = timer.handleReadable(reusing: &buffer)
-        batch.resume()
-        buffer = batch.recycle()
+        timer.handleReadable(reusing: &buffer)
     }
 
     /// Marks the thread exited, hands leftover jobs to the global executor, fails the

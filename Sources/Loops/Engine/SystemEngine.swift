@@ -183,9 +183,9 @@ package final class SystemEngine: LoopEngine {
             let source = DispatchSource.makeReadSource(fileDescriptor: timer.descriptor, queue: queue)
             // The handlers hold the timer, never the engine, so that a non-shared engine
             // can be deinitialised while its sources still exist.
+            let buffer = ReaderBuffer()
             source.setEventHandler {
-                var buffer: [ClockTimer.Sleeper] = []
-                timer.handleReadable(reusing: &buffer).resume()
+                timer.handleReadable(reusing: &buffer.sleepers)
             }
             source.setCancelHandler { timer.close() }
             source.activate()
@@ -227,4 +227,10 @@ package final class SystemEngine: LoopEngine {
             timer.handleZoneChange(isRepeat: true).resume()
         }
     }
+}
+
+/// The sleepers a Dispatch reader releases, kept from event to event so that a wake does not
+/// allocate. Only its source's event handler touches it, on the engine's serial queue.
+private final class ReaderBuffer: @unchecked Sendable {
+    var sleepers: [ClockTimer.Sleeper] = []
 }

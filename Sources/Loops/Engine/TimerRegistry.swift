@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The timer of each clock of a kernel engine, created with its timerfd the first time something
 /// sleeps on that clock: the one registry behind both wait paths (the `epoll_wait` thread of
 /// ``SystemEngine`` and ``PrecisionEngine``, and the opt-in `DispatchSourceRead` path). Only how
@@ -9,6 +11,12 @@
 /// before its fd is watched, and an engine that shuts down finds every timer in ``all``.
 package final class TimerRegistry: Sendable {
     private let timers = LockedValue<[ClockTimer?]>(Array(repeating: nil, count: EngineClock.allCases.count))
+    // Each timer once it is watched, read without the lock: every sleep and every wake looks
+    // its clock's timer up, and a timer, once created, stays until the registry goes away.
+    // `timers` holds the references; these are copies of them that need no lock.
+    private let continuousTimer = Atomic<Unmanaged<ClockTimer>?>(nil)
+    private let suspendingTimer = Atomic<Unmanaged<ClockTimer>?>(nil)
+    private let realtimeTimer = Atomic<Unmanaged<ClockTimer>?>(nil)
     /// See ``ClockTimer/minimumWakeSpacing``.
     package let minimumWakeSpacing: Int64
 
@@ -25,7 +33,28 @@ package final class TimerRegistry: Sendable {
         watch: (ClockTimer) throws(LoopError) -> Void
     ) throws(LoopError) -> SleepRoute {
         if deadline <= TimerCore.now(clock) { return .reached }
+        if let timer = publishedTimer(for: clock) { return .timer(timer) }
         return .timer(try timer(for: clock, watch: watch))
+    }
+
+    private func publishedTimer(for clock: EngineClock) -> ClockTimer? {
+        let published: Unmanaged<ClockTimer>?
+        switch clock {
+        case .continuous: published = continuousTimer.load(ordering: .acquiring)
+        case .suspending: published = suspendingTimer.load(ordering: .acquiring)
+        case .realtime: published = realtimeTimer.load(ordering: .acquiring)
+        }
+        return published?.takeUnretainedValue()
+    }
+
+    /// Called under the lock, after `timer` went into `timers`, which keeps it alive.
+    private func publish(_ timer: ClockTimer, for clock: EngineClock) {
+        let reference = Unmanaged.passUnretained(timer)
+        switch clock {
+        case .continuous: continuousTimer.store(reference, ordering: .releasing)
+        case .suspending: suspendingTimer.store(reference, ordering: .releasing)
+        case .realtime: realtimeTimer.store(reference, ordering: .releasing)
+        }
     }
 
     /// The timer of `clock`. On first use it is created (`timerfd_create`) and handed to
@@ -45,13 +74,14 @@ package final class TimerRegistry: Sendable {
                 throw error
             }
             timers[clock.rawValue] = timer
+            publish(timer, for: clock)
             return timer
         }
     }
 
     /// The timer of `clock` if something slept on it.
     package func existingTimer(for clock: EngineClock) -> ClockTimer? {
-        timers.withLock { $0[clock.rawValue] }
+        publishedTimer(for: clock)
     }
 
     /// Every timer created so far.
