@@ -48,31 +48,25 @@ package final class ClockTimer: Sendable {
         /// `.realtime` sleepers woken because the wall clock was set.
         package var stepped: [Sleeper] {
             get { rare?.stepped ?? [] }
-            set {
-                var rare = self.rare ?? Rare()
-                rare.stepped = newValue
-                self.rare = rare
-            }
+            set { changeRare { $0.stepped = newValue } }
         }
 
         /// Sleepers that cannot be woken reliably any more, and why.
         package var failed: [Sleeper] {
             get { rare?.failed ?? [] }
-            set {
-                var rare = self.rare ?? Rare()
-                rare.failed = newValue
-                self.rare = rare
-            }
+            set { changeRare { $0.failed = newValue } }
         }
 
         /// The error `failed` sleepers are resumed with.
         package var failure: LoopError? {
             get { rare?.failure }
-            set {
-                var rare = self.rare ?? Rare()
-                rare.failure = newValue
-                self.rare = rare
-            }
+            set { changeRare { $0.failure = newValue } }
+        }
+
+        private mutating func changeRare(_ change: (inout Rare) -> Void) {
+            var rare = self.rare ?? Rare()
+            change(&rare)
+            self.rare = rare
         }
 
         /// Whether the batch resumes nobody.

@@ -80,7 +80,7 @@ extension Loop {
         let ending: LoopStateMachine.Ending
         do {
             // The prelude returns before the iterations begin: its frame and theirs are never
-            // stacked, which keeps the deepest point of a run within the task's first slab.
+            // stacked, so the deepest point of a run is the deeper of the two, not their sum.
             if let anchor = try await runPrelude(id, anchor: anchor) {
                 try await runIterations(id, anchor: anchor)
             }
