@@ -33,18 +33,8 @@ package final class TimerRegistry: Sendable {
         watch: (ClockTimer) throws(LoopError) -> Void
     ) throws(LoopError) -> SleepRoute {
         if deadline <= TimerCore.now(clock) { return .reached }
-        if let timer = publishedTimer(for: clock) { return .timer(timer) }
+        if let timer = existingTimer(for: clock) { return .timer(timer) }
         return .timer(try timer(for: clock, watch: watch))
-    }
-
-    private func publishedTimer(for clock: EngineClock) -> ClockTimer? {
-        let published: Unmanaged<ClockTimer>?
-        switch clock {
-        case .continuous: published = continuousTimer.load(ordering: .acquiring)
-        case .suspending: published = suspendingTimer.load(ordering: .acquiring)
-        case .realtime: published = realtimeTimer.load(ordering: .acquiring)
-        }
-        return published?.takeUnretainedValue()
     }
 
     /// Called under the lock, after `timer` went into `timers`, which keeps it alive.
@@ -79,9 +69,15 @@ package final class TimerRegistry: Sendable {
         }
     }
 
-    /// The timer of `clock` if something slept on it.
+    /// The timer of `clock` if something slept on it (once watched), read without the lock.
     package func existingTimer(for clock: EngineClock) -> ClockTimer? {
-        publishedTimer(for: clock)
+        let published: Unmanaged<ClockTimer>?
+        switch clock {
+        case .continuous: published = continuousTimer.load(ordering: .acquiring)
+        case .suspending: published = suspendingTimer.load(ordering: .acquiring)
+        case .realtime: published = realtimeTimer.load(ordering: .acquiring)
+        }
+        return published?.takeUnretainedValue()
     }
 
     /// Every timer created so far.
