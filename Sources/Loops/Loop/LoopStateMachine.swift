@@ -211,6 +211,13 @@ struct LoopStateMachine {
         }
     }
 
+    /// The executing run if it is run `id`: a run's own events change nothing once another run
+    /// executes (or none).
+    private func executing(_ id: UInt64) -> ExecutingRun? {
+        guard let executing, executing.run.id == id else { return nil }
+        return executing
+    }
+
     /// The next iteration's instant; nil when idle or stopping.
     var nextInstant: ScheduledInstant? {
         switch lifecycle {
@@ -391,7 +398,7 @@ struct LoopStateMachine {
 
     /// Run `id` has got past its predecessor and begins.
     mutating func runBegins(_ id: UInt64) -> BeginAction {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .cancelled }
+        guard let executing = executing(id) else { return .cancelled }
         if executing.run.cancelRequested { return .cancelled }
         executing.phase = .beforeLoop
         return .runBeforeLoop(beforeLoop)
@@ -424,14 +431,14 @@ struct LoopStateMachine {
 
     /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
     mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         executing.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
         return decideStep(executing, now: now)
     }
 
     /// Run `id`'s sleep ended for `reason`.
     mutating func woke(_ id: UInt64, reason: WakeReason, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         executing.sleptSinceBody = true
         guard case .sleeping(let pending) = executing.phase else { return decideStep(executing, now: now) }
         // A wake so late that the following slot has passed too (the machine was suspended,
@@ -451,7 +458,7 @@ struct LoopStateMachine {
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
     mutating func bodySucceeded(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         currentLoop += 1
         executing.backoff.reset()
         executing.sleptSinceBody = false
@@ -474,7 +481,7 @@ struct LoopStateMachine {
     /// body begins now, so its duration and its stall are measured from here, not from before a
     /// claim that had to wait for the store.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
+        guard let executing = executing(id) else { return }
         self.claim = claim
         if let record = executing.iteration {
             executing.iteration = IterationRecord(
@@ -491,20 +498,20 @@ struct LoopStateMachine {
     /// Run `id`'s run store failed: the run waits to retry it (`waiting`), or it answered
     /// again (`!waiting`).
     mutating func storeWait(_ id: UInt64, waiting: Bool) {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
+        guard let executing = executing(id) else { return }
         executing.waitingForStore = waiting
     }
 
     /// The claimed body has ended (the store was told how): no token any more.
     mutating func claimReleased(_ id: UInt64) {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
+        guard executing(id) != nil else { return }
         claim = nil
     }
 
     /// The store refused the slot (it ran, or runs, elsewhere): the iteration does not happen
     /// and does not count; the run goes on with the next slot.
     mutating func slotRefused(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         executing.iteration = nil
         return decideStep(executing, now: now)
     }
@@ -513,7 +520,7 @@ struct LoopStateMachine {
     /// or, after the body of a lapsed earlier slot, the slot the run was at (nil when it had
     /// none), claimed again.
     mutating func slotBegins(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         guard !executing.run.stopRequested else { return Step(action: .end) }
         if let count, currentLoop >= count { return Step(action: .end) }
         if let slot { executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
@@ -552,7 +559,7 @@ struct LoopStateMachine {
 
     /// Run `id`'s body threw `error`: retried when `reconnect` handles it.
     mutating func bodyThrew(_ id: UInt64, error: any Error, now: LoopNow) -> BodyFailureAction {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .rethrow }
+        guard let executing = executing(id) else { return .rethrow }
         let cancelled = error is CancellationError || executing.run.cancelRequested
         if !cancelled { bodyEnded(executing, now: now, error: error) }
         guard reconnect, !cancelled, errorFilter.handles(error) else {
@@ -570,7 +577,7 @@ struct LoopStateMachine {
 
     /// The back-off of a retry has passed: the body runs again.
     mutating func retryDue(_ id: UInt64, now: LoopNow) {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return }
+        guard let executing = executing(id) else { return }
         executing.phase = .body
         executing.iteration?.started = now
         statistics.lastStart = now.wall
@@ -579,7 +586,7 @@ struct LoopStateMachine {
     /// `onError` has handled an unhandled error under ``FailurePolicy/keepSchedule``: the run
     /// goes on with the slot after the failed one.
     mutating func failureReported(_ id: UInt64, now: LoopNow) -> Step {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return Step(action: .end) }
+        guard let executing = executing(id) else { return Step(action: .end) }
         executing.iteration = nil
         executing.backoff.reset()
         executing.sleptSinceBody = false
@@ -604,7 +611,7 @@ struct LoopStateMachine {
     }
 
     mutating func iterationsEnded(_ id: UInt64, _ ending: Ending) -> EndingAction {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return .cancelled }
+        guard let executing = executing(id) else { return .cancelled }
         executing.next = nil
         switch ending {
         case .finished:
@@ -622,7 +629,7 @@ struct LoopStateMachine {
 
     /// `onError` (if any) has returned: the run's `afterLoop` to run.
     mutating func afterLoopBegins(_ id: UInt64) -> Hook? {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return nil }
+        guard let executing = executing(id) else { return nil }
         executing.phase = .afterLoop
         executing.iteration = nil
         return afterLoop
