@@ -4,7 +4,7 @@
 /// This type owns the deadline heap and the arming of the fd, and knows nothing about who
 /// waits for the fd to become readable: ``SystemEngine`` does it with a `DispatchSourceRead`,
 /// a precision mode can do it from an `epoll_wait` thread. Either reader calls
-/// ``handleReadable()`` and then resumes the returned ``WakeBatch`` — outside the lock, as
+/// ``handleReadable(reusing:)``, which resumes the sleepers it releases outside the lock, as
 /// everything that resumes continuations here does (the shape of swift-service-lifecycle's
 /// `UnixSignalsSequence`: the locked state returns an action, the caller performs it).
 ///
@@ -31,58 +31,23 @@ package final class ClockTimer: Sendable {
 
     private typealias Handle = DeadlineHeap<Sleeper>.Handle
 
-    /// The sleepers one wake (or one failure) releases, to be resumed outside the lock.
+    /// The sleepers a clock step, a zone change or a failure releases, to be resumed outside
+    /// the lock. (The sleepers a wake finds due go into the reader's own buffer instead: see
+    /// ``handleReadable(reusing:)``.)
     package struct WakeBatch: Sendable {
-        /// Sleepers whose deadline was reached.
-        package var reached: [Sleeper] = []
-        /// What a clock step or a failure releases. Rare, so kept out of the batch of every
-        /// wake: three arrays to destroy per wake instead of one.
-        private var rare: Rare?
-
-        private struct Rare: Sendable {
-            var stepped: [Sleeper] = []
-            var failed: [Sleeper] = []
-            var failure: LoopError?
-        }
-
-        /// `.realtime` sleepers woken because the wall clock was set.
-        package var stepped: [Sleeper] {
-            get { rare?.stepped ?? [] }
-            set { changeRare { $0.stepped = newValue } }
-        }
-
+        /// `.realtime` sleepers woken because the wall clock was set (or the zone changed).
+        package var stepped: [Sleeper] = []
         /// Sleepers that cannot be woken reliably any more, and why.
-        package var failed: [Sleeper] {
-            get { rare?.failed ?? [] }
-            set { changeRare { $0.failed = newValue } }
-        }
-
+        package var failed: [Sleeper] = []
         /// The error `failed` sleepers are resumed with.
-        package var failure: LoopError? {
-            get { rare?.failure }
-            set { changeRare { $0.failure = newValue } }
-        }
-
-        private mutating func changeRare(_ change: (inout Rare) -> Void) {
-            var rare = self.rare ?? Rare()
-            change(&rare)
-            self.rare = rare
-        }
-
-        /// Whether the batch resumes nobody.
-        package var isEmpty: Bool { reached.isEmpty && stepped.isEmpty && failed.isEmpty }
-
-        /// The number of sleepers the batch resumes.
-        package var count: Int { reached.count + stepped.count + failed.count }
+        package var failure: LoopError?
 
         /// Resumes every sleeper of the batch. Call it without holding any lock.
         package func resume() {
-            for sleeper in reached { sleeper.resume(with: .success(.deadlineReached)) }
-            guard let rare else { return }
-            for sleeper in rare.stepped { sleeper.resume(with: .success(.clockStepped)) }
-            if !rare.failed.isEmpty {
-                let error = rare.failure ?? LoopError(.systemTimer, "the system timer failed")
-                for sleeper in rare.failed { sleeper.resume(with: .failure(error)) }
+            for sleeper in stepped { sleeper.resume(with: .success(.clockStepped)) }
+            if !failed.isEmpty {
+                let error = failure ?? LoopError(.systemTimer, "the system timer failed")
+                for sleeper in failed { sleeper.resume(with: .failure(error)) }
             }
         }
     }
@@ -273,13 +238,13 @@ package final class ClockTimer: Sendable {
     /// - Parameter buffer: an empty array whose capacity the sleepers due reuse, so that a wake
     ///   costs no allocation; empty again on return.
     package func handleReadable(reusing buffer: inout [Sleeper]) {
-        // The sleepers due go straight into `buffer`; the batch holds only what a clock step or
-        // a failure releases.
-        let batch = state.withLock { state in
-            var batch = WakeBatch()
-            guard case .open = state.lifecycle else { return batch }
+        // The sleepers due go straight into `buffer`; a batch exists only when a clock step or
+        // a failure releases sleepers, which spares every other wake building and destroying one.
+        let released: WakeBatch? = state.withLock { state in
+            guard case .open = state.lifecycle else { return nil }
             let now = now
             state.lastWake = now
+            var released: WakeBatch?
             // Reading under the lock keeps read, pop and re-arm atomic with respect to arms by
             // new sleepers, so the mirror `arming` stays exact.
             switch TimerCore.read(descriptor, clock) {
@@ -295,25 +260,30 @@ package final class ClockTimer: Sendable {
                 // mirroring; forget it and arm afresh.
                 state.arming = .unknown
                 state.clockSteps += 1
+                var batch = WakeBatch()
                 state.heap.removeAll(into: &batch.stepped)
+                released = batch
             case .failed(let error):
                 // The fd no longer tells us when to wake: fail the sleepers (their loops report
                 // the error) rather than leave them asleep forever.
                 state.arming = .unknown
+                var batch = WakeBatch(failure: error)
                 state.heap.removeAll(into: &batch.failed)
-                batch.failure = error
+                released = batch
             }
             do throws(LoopError) {
                 try syncArm(&state)
             } catch {
+                var batch = released ?? WakeBatch()
                 state.heap.removeAll(into: &batch.failed)
                 batch.failure = batch.failure ?? error
+                released = batch
             }
-            return batch
+            return released
         }
         for sleeper in buffer { sleeper.resume(with: .success(.deadlineReached)) }
         buffer.removeAll(keepingCapacity: true)
-        batch.resume()
+        released?.resume()
     }
 
     /// The system's time zone changed: releases every sleeper, as a step of the wall clock
