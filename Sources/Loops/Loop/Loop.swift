@@ -22,7 +22,12 @@ public import Tracing
 /// `loop`) and spans carry, and a started loop is listed by ``registered`` with its ``status``.
 public final class Loop: Sendable {
     /// The body's signature: it receives the loop, so it can read `currentLoop` or call `stop()`.
-    public typealias Body = @Sendable (Loop) async throws -> Void
+    ///
+    /// `nonisolated(nonsending)`: a body runs on the executor its run runs on (the global
+    /// executor, the loop's `executor`, or a precision engine's thread) without a hop into it
+    /// and back on every tick. Any async closure converts to it; one isolated to an actor, or
+    /// `@concurrent`, still runs where its isolation says.
+    public typealias Body = nonisolated(nonsending) @Sendable (Loop) async throws -> Void
 
     let body: Body
     let clock: LoopClock
