@@ -159,7 +159,12 @@ package final class ClockTimer: Sendable {
         guard let handle = reserve(until: deadline, waker: waker) else {
             return deadline <= now ? .deadlineReached : .interrupted
         }
-        return try await withUnsafeThrowingContinuation { (continuation: Continuation) in
+        // The stdlib's `withUnsafeThrowingContinuation(isolation:)` hops to its isolation on
+        // entry; for a task with an executor preference (precision mode) every hop looks the
+        // preferred executor up under the task's status lock (~300 instructions a tick). This
+        // function is `nonisolated(nonsending)`: it already runs on its caller's isolation, and
+        // the compiler hops back to it after the await, so the entry hop does nothing for us.
+        return try await _unsafeInheritExecutor_withUnsafeThrowingContinuation { (continuation: Continuation) in
             enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
         }
     }
