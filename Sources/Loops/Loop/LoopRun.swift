@@ -15,6 +15,8 @@ enum RunOutcome: Sendable {
 extension Loop {
     /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task: reports
     /// each event to the state machine and performs the action it returns, outside the lock.
+    /// Inlined into the task's closure: one frame fewer under a sleeping loop.
+    @inline(__always)
     func execute(_ admission: LoopStateMachine.Admission) async -> RunOutcome {
         // Only what the end of the run needs stays in this frame, which lives as long as the run.
         let id = admission.id
@@ -48,12 +50,14 @@ extension Loop {
 
     /// A run queued behind a cancelled one cannot begin before it has finished: its grid
     /// begins then.
+    @inline(never)
     nonisolated(nonsending) private func begin(after predecessor: RunCompletion) async -> RunAnchor {
         await predecessor.wait()
         return RunAnchor(now: clock)
     }
 
     /// The run as a participant of virtual time.
+    @inline(never)
     nonisolated(nonsending) private func runParticipating(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         var outcome = RunOutcome.finished
         await clock.engine.participate {
@@ -92,6 +96,7 @@ extension Loop {
     }
 
     /// After the iterations: `onError` for an unhandled error, then `afterLoop`.
+    @inline(never)
     nonisolated(nonsending) private func runEnding(_ id: UInt64, _ ending: LoopStateMachine.Ending) async -> RunOutcome {
         let outcome: RunOutcome
         switch iterationsEnded(id, ending) {
@@ -120,25 +125,36 @@ extension Loop {
     }
 
     /// `onError`, or the default: one `.error` log line, so a loop never dies silently.
+    @inline(never)
     nonisolated(nonsending) private func reportUnhandled(_ error: any Error, to handler: LoopStateMachine.ErrorHook?, keepsSchedule: Bool) async {
         guard let handler else {
-            var metadata = iterationMetadata()
-            metadata["error"] = "\(error)"
-            metadata["error_type"] = "\(type(of: error))"
-            logger.error(
-                keepsSchedule
-                    ? "iteration failed with an unhandled error; the loop keeps its schedule"
-                    : "loop ended by an unhandled error",
-                metadata: metadata
-            )
+            logUnhandled(error, keepsSchedule: keepsSchedule)
             return
         }
         // A task of its own, so that a cancellation of the run's task does not reach the handler.
         await makeTask { await handler(self, error) }.value
     }
 
+    // The log lines of the async functions around them are built in synchronous functions of
+    // their own: on the thread's stack, not in the run's task-allocated frames, which keep
+    // the largest size they ever reached for the task's whole life.
+
+    @inline(never)
+    private func logUnhandled(_ error: any Error, keepsSchedule: Bool) {
+        var metadata = iterationMetadata()
+        metadata["error"] = "\(error)"
+        metadata["error_type"] = "\(type(of: error))"
+        logger.error(
+            keepsSchedule
+                ? "iteration failed with an unhandled error; the loop keeps its schedule"
+                : "loop ended by an unhandled error",
+            metadata: metadata
+        )
+    }
+
     /// Runs `afterLoop` in a task of its own, so that a cancellation of the run's task does not
     /// reach it: `afterLoop` must be able to flush work after `cancel()`.
+    @inline(never)
     nonisolated(nonsending) private func runAfterLoop(_ hook: LoopStateMachine.Hook?) async {
         guard let hook else { return }
         let failure: (any Error)? = await makeTask {
@@ -149,11 +165,14 @@ extension Loop {
                 return error
             }
         }.value
-        if let failure {
-            var metadata = iterationMetadata()
-            metadata["error"] = "\(failure)"
-            logger.error("afterLoop threw an error", metadata: metadata)
-        }
+        if let failure { logAfterLoopFailure(failure) }
+    }
+
+    @inline(never)
+    private func logAfterLoopFailure(_ failure: any Error) {
+        var metadata = iterationMetadata()
+        metadata["error"] = "\(failure)"
+        logger.error("afterLoop threw an error", metadata: metadata)
     }
 
     /// The iterations, after ``runPrelude(_:anchor:)``, until the state machine says the run
@@ -175,17 +194,45 @@ extension Loop {
                 action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
-                if recordsRuns, let store {
-                    action = try await runClaimedIteration(id, store: store)
+                // A loop with no span, timeout or claim calls its body from this frame (a
+                // frame between would cost its allocation every tick); everything else, the
+                // failure path included, is out of line, so that this frame stays small.
+                if callsBodyDirectly {
+                    do {
+                        try await body(self)
+                        action = bodySucceeded(id)
+                    } catch {
+                        action = try await iterationFailed(id, error)
+                    }
                 } else {
-                    action = try await runIteration(id)
+                    action = try await iterateInFull(id)
                 }
             }
         }
     }
 
+    /// An iteration with a span, a timeout or a run store around its body.
+    @inline(never)
+    nonisolated(nonsending) private func iterateInFull(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
+        if recordsRuns, let store {
+            return try await runClaimedIteration(id, store: store)
+        }
+        return try await runIteration(id)
+    }
+
+    /// After a body called straight from ``runIterations(_:anchor:)`` threw: the retries of
+    /// ``runIteration(_:)``, or what the run does next.
+    @inline(never)
+    nonisolated(nonsending) private func iterationFailed(_ id: UInt64, _ error: any Error) async throws -> LoopStateMachine.IterationAction {
+        if Task.isCancelled { throw error }
+        if let action = try await recover(id, from: error) { return action }
+        return try await runIteration(id)
+    }
+
     /// `beforeLoop` and the run store's catch-up; returns the grid's anchor, or nil when the
-    /// run ends without iterations.
+    /// run ends without iterations. Out of line, like ``runEnding(_:_:)``: inlined, its frame
+    /// would become part of the frame the run sleeps in.
+    @inline(never)
     nonisolated(nonsending) private func runPrelude(_ id: UInt64, anchor: RunAnchor) async throws -> RunAnchor? {
         var anchor = anchor
         switch runBegins(id) {
@@ -313,12 +360,11 @@ extension Loop {
 
     /// One iteration: the body, retried after a back-off while it throws a handled error
     /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
-    @inline(__always)
     nonisolated(nonsending) func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
         while true {
             do {
-                // A loop with no span, timeout or claim calls its body from this frame: each
-                // async function between costs an allocation of its frame per tick.
+                // A body with no span, timeout or claim around it comes here only for its
+                // retries; its first attempt is called from `runIterations`.
                 if callsBodyDirectly {
                     try await body(self)
                 } else {
