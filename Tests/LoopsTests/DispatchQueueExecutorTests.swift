@@ -47,6 +47,20 @@ struct DispatchQueueExecutorTests {
         #expect(seen.withLock { $0 } == [11, 11])
     }
 
+    @Test("a body isolated to an actor runs on the actor, not on the loop's executor")
+    func actorIsolatedBodyRunsOnItsActor() async throws {
+        let (queue, key) = Self.markedQueue(13)
+        let seen = LockedValue<[Int?]>([])
+        let body: @QueueActor @Sendable (Loop) async -> Void = { _ in
+            seen.withLock { $0.append(DispatchQueue.getSpecific(key: QueueActor.key)) }
+            seen.withLock { $0.append(DispatchQueue.getSpecific(key: key)) }
+        }
+        let loop = try Loop(seconds: 0.03, count: 2, executor: DispatchQueueExecutor(queue), body)
+        try await loop.run()
+        // On the actor's queue, never on the loop's.
+        #expect(seen.withLock { $0 } == [QueueActor.marker, nil, QueueActor.marker, nil])
+    }
+
     @Test("a task that prefers the executor is back on the queue after each suspension")
     func resumesOnQueue() async throws {
         let (queue, key) = Self.markedQueue(3)
@@ -100,4 +114,31 @@ final class OverlapProbe: Sendable {
 
     /// The most jobs seen inside at once.
     var mostAtOnce: Int { most.load(ordering: .sequentiallyConsistent) }
+}
+
+/// A global actor whose jobs run on a marked serial queue of its own.
+@globalActor
+actor QueueActor {
+    static let shared = QueueActor()
+    static let marker = 17
+    static let key = DispatchSpecificKey<Int>()
+    private static let executor = QueueSerialExecutor()
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        Self.executor.asUnownedSerialExecutor()
+    }
+
+    final class QueueSerialExecutor: SerialExecutor {
+        private let queue: DispatchQueue
+
+        init() {
+            queue = DispatchQueue(label: "swift-loops.tests.queue-actor")
+            queue.setSpecific(key: QueueActor.key, value: QueueActor.marker)
+        }
+
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
+        }
+    }
 }
