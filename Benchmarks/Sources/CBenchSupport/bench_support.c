@@ -52,24 +52,40 @@ void bench_sleep_until(bench_clock clock, int64_t deadline_ns) {
     while (clock_nanosleep(clockid_of(clock), TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
-int bench_raw_timerfd(int64_t period_ns, int ticks, int64_t *lateness, bench_usage *start, bench_usage *end) {
+int bench_blocking_timer_open(int *out_fd) {
     int fd = -1;
     int code = cloops_timer_create(CLOOPS_CLOCK_BOOTTIME, &fd);
     if (code != 0) return code;
-    // The core opens timerfds non-blocking (for epoll); the floor blocks in read instead.
+    // The core opens timerfds non-blocking (for epoll); the floors block in read instead.
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
         code = errno;
         cloops_close(fd);
         return code;
     }
+    *out_fd = fd;
+    return 0;
+}
+
+int bench_blocking_timer_wait(int fd, int64_t deadline_ns) {
+    int code = cloops_timer_arm(fd, CLOOPS_CLOCK_BOOTTIME, deadline_ns);
+    if (code != 0) return code;
+    uint64_t expirations = 0;
+    return cloops_timer_read(fd, &expirations);
+}
+
+void bench_blocking_timer_close(int fd) {
+    cloops_close(fd);
+}
+
+int bench_raw_timerfd(int64_t period_ns, int ticks, int64_t *lateness, bench_usage *start, bench_usage *end) {
+    int fd = -1;
+    int code = bench_blocking_timer_open(&fd);
+    if (code != 0) return code;
     int64_t first = bench_now(BENCH_CLOCK_BOOTTIME) + period_ns;
     for (int k = 0; k <= ticks; k++) {
         int64_t deadline = first + (int64_t)k * period_ns;
-        code = cloops_timer_arm(fd, CLOOPS_CLOCK_BOOTTIME, deadline);
-        if (code != 0) break;
-        uint64_t expirations = 0;
-        code = cloops_timer_read(fd, &expirations);
+        code = bench_blocking_timer_wait(fd, deadline);
         if (code != 0) break;
         int64_t now = bench_now(BENCH_CLOCK_BOOTTIME);
         if (k == 0) {

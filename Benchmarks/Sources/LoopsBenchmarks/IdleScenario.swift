@@ -35,6 +35,8 @@ func idleChild(_ implementation: Implementation) -> IdleResult {
         } catch {
             fail("cannot start the loop: \(error)")
         }
+    case .asyncFloor:
+        fail("the idle scenario has no async floor (its thread wakes only for its deadlines, as the raw floor's)")
     case .rawTimerfd:
         let thread = Thread {
             var start = bench_usage()

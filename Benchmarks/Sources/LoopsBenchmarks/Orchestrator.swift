@@ -32,7 +32,7 @@ struct Orchestrator {
     // MARK: Scenarios
 
     private mutating func precision() {
-        let implementations: [Implementation] = [.rawTimerfd, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep]
+        let implementations: [Implementation] = [.rawTimerfd, .asyncFloor, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep]
         var runs: [Implementation: [PrecisionResult]] = [:]
         // Interleaved, so that a noisy moment of the machine hits every implementation alike.
         for run in 1...3 {
@@ -133,7 +133,9 @@ struct Orchestrator {
     /// Idle children sleep almost all the time, so they run side by side with the callgrind
     /// runs (which use one core) instead of adding 50 s.
     private mutating func idleAndCost(only: Set<String>) {
-        let idleImplementations = Implementation.allCases
+        // The async floor measures the cost of a tick, not wakeups: its thread wakes only for
+        // its deadlines, as the raw floor's does.
+        let idleImplementations = Implementation.allCases.filter { $0 != .asyncFloor }
         var idleProcesses: [(Implementation, Process, Pipe)] = []
         if only.isEmpty || only.contains("idle") {
             log("idle: all implementations side by side, 11 s")
@@ -146,7 +148,7 @@ struct Orchestrator {
         var costs: [CostResult] = []
         if only.isEmpty || only.contains("cost") {
             let target = strippedCopy()
-            for implementation in [Implementation.rawTimerfd, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep] {
+            for implementation in [Implementation.rawTimerfd, .asyncFloor, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep] {
                 log("cost (callgrind): \(implementation.rawValue)")
                 if let cost = callgrind(implementation, executable: target) { costs.append(cost) }
             }
@@ -173,14 +175,17 @@ struct Orchestrator {
             markdown.append("""
             ### Engine cost: user-space instructions per tick (callgrind, 5 ms period)
 
-            | implementation | instructions/tick | vs raw timerfd |
-            |---|---:|---:|
+            | implementation | instructions/tick | vs raw timerfd | vs async floor | vs DispatchSourceTimer |
+            |---|---:|---:|---:|---:|
             """)
-            let floor = costs.first { $0.implementation == .rawTimerfd }?.instructionsPerTick
+            func ratio(_ cost: CostResult, to reference: Implementation) -> String {
+                guard let base = costs.first(where: { $0.implementation == reference })?.instructionsPerTick else { return "–" }
+                return f(cost.instructionsPerTick / base, digits: 2) + "×"
+            }
             for cost in costs {
                 emit(cost)
-                let ratio = floor.map { f(cost.instructionsPerTick / $0, digits: 1) + "×" } ?? "–"
-                markdown.append("| \(cost.implementation.title) | \(f(cost.instructionsPerTick, digits: 0)) | \(ratio) |")
+                let ratios = [Implementation.rawTimerfd, .asyncFloor, .dispatchTimer].map { ratio(cost, to: $0) }
+                markdown.append("| \(cost.implementation.title) | \(f(cost.instructionsPerTick, digits: 0)) | \(ratios.joined(separator: " | ")) |")
                 print(markdown.last ?? "")
             }
             markdown.append("")

@@ -106,6 +106,12 @@ func runTicks(_ implementation: Implementation, period: Int64, ticks: Int) -> Ti
         if code != 0 { fail("raw timerfd loop failed: errno \(code)") }
         recorder.adopt(start: start, end: end, ticks: ticks)
 
+    case .asyncFloor:
+        runAsyncFloor(period: period, ticks: ticks) { deadline in
+            recorder.record(now: bootNow(), scheduled: deadline)
+        }
+        recorder.finished.wait()
+
     case .dispatchTimer:
         let queue = DispatchQueue(label: "bench.dispatch-timer")
         let timer = DispatchSource.makeTimerSource(queue: queue)

@@ -6,6 +6,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
     case loopPrecise = "loop-precise"
     case loopDispatch = "loop-dispatch"
     case rawTimerfd = "raw-timerfd"
+    case asyncFloor = "async-floor"
     case dispatchTimer = "dispatch-timer"
     case taskSleep = "task-sleep"
 
@@ -16,6 +17,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         case .loopPrecise: "swift-loops Loop (precision mode)"
         case .loopDispatch: "swift-loops Loop (DispatchSourceRead waker)"
         case .rawTimerfd: "raw timerfd loop (floor)"
+        case .asyncFloor: "Swift task woken on a timerfd thread (async floor)"
         case .dispatchTimer: "DispatchSourceTimer, leeway 0"
         case .taskSleep: "Task.sleep(until:) loop"
         }
@@ -26,7 +28,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         switch self {
         case .loopPrecise: .precise
         case .loopDispatch: .continuous.viaDispatchSource
-        case .loop, .rawTimerfd, .dispatchTimer, .taskSleep: .continuous
+        case .loop, .rawTimerfd, .asyncFloor, .dispatchTimer, .taskSleep: .continuous
         }
     }
 }

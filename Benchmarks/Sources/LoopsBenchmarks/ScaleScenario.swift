@@ -129,8 +129,8 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
             }
         }
 
-    case .rawTimerfd:
-        fail("the scale scenario has no raw timerfd implementation (one fd per loop)")
+    case .rawTimerfd, .asyncFloor:
+        fail("the scale scenario has no floor implementation (one fd per loop)")
     }
 
     // CPU over the steady part (every loop started), RSS in the middle of it.

@@ -37,4 +37,15 @@ void bench_sleep_until(bench_clock clock, int64_t deadline_ns);
 /// `start` is taken at tick 0, `end` at the last tick. Returns 0 or errno.
 int bench_raw_timerfd(int64_t period_ns, int ticks, int64_t *lateness, bench_usage *start, bench_usage *end);
 
+/// A timerfd of our C core (CLOCK_BOOTTIME) that blocks in read(2), for the async floor.
+/// Returns 0 or errno.
+int bench_blocking_timer_open(int *out_fd);
+
+/// Arms `fd` for the absolute `deadline_ns` and blocks in read(2) until it expires, as each tick
+/// of the raw floor does. Returns 0 or errno.
+int bench_blocking_timer_wait(int fd, int64_t deadline_ns);
+
+/// Closes a timerfd of bench_blocking_timer_open.
+void bench_blocking_timer_close(int fd);
+
 #endif
