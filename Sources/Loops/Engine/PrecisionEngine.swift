@@ -32,9 +32,13 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     /// The engine of ``LoopClock/precise-type.property``; its thread starts the first time it is used.
     public static let shared = PrecisionEngine(name: "swift-loops.precise")
 
-    /// The thread, or why it could not be started (the process is out of descriptors or
-    /// threads): then every sleep fails with that error, reported by the loop.
-    private let thread: Result<PrecisionThread, LoopError>
+    /// The thread; nil when it could not be started (the process is out of descriptors or
+    /// threads): then every sleep fails with ``startFailure``, reported by the loop. Two
+    /// fields rather than a `Result`: the thread is read on every enqueue and sleep, and a
+    /// `Result` with a `LoopError` in it is copied out (retains and releases) on each read.
+    private let thread: PrecisionThread?
+    /// Why the thread could not be started.
+    private let startFailure: LoopError?
 
     /// Starts a thread of its own, named `name` (as shown by `top -H` and debuggers).
     ///
@@ -42,15 +46,17 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     /// loops on the engine end with a ``LoopError`` (through `onError`) on their first sleep.
     public init(name: String = "swift-loops.precise") {
         do {
-            thread = .success(try PrecisionThread(name: name, registry: TimerRegistry()))
+            thread = try PrecisionThread(name: name, registry: TimerRegistry())
+            startFailure = nil
         } catch {
-            thread = .failure(error)
+            thread = nil
+            startFailure = error
         }
-        if case .success(let thread) = thread { thread.adopt(executor: asUnownedTaskExecutor()) }
+        thread?.adopt(executor: asUnownedTaskExecutor())
     }
 
     deinit {
-        if case .success(let thread) = thread { thread.shutdown() }
+        thread?.shutdown()
     }
 
     /// Stops the thread: jobs already queued run, sleepers still waiting fail with a
@@ -60,16 +66,17 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     ///
     /// Do not shut down ``shared`` while loops use it.
     public func shutdown() {
-        if case .success(let thread) = thread { thread.shutdown() }
+        thread?.shutdown()
     }
 
     // MARK: TaskExecutor
 
     /// Runs `job` on the engine's thread.
     public func enqueue(_ job: consuming ExecutorJob) {
-        switch thread {
-        case .success(let thread): thread.enqueue(UnownedJob(job))
-        case .failure: globalConcurrentExecutor.enqueue(job)
+        if let thread {
+            thread.enqueue(UnownedJob(job))
+        } else {
+            globalConcurrentExecutor.enqueue(job)
         }
     }
 
@@ -77,27 +84,27 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
 
     /// The number of timerfds open (at most one per clock).
     package var openTimerDescriptorCount: Int {
-        (try? thread.get())?.registry.openDescriptorCount ?? 0
+        thread?.registry.openDescriptorCount ?? 0
     }
 
     /// The timerfd of `clock`, or nil if nothing slept on that clock yet.
     package func timerDescriptor(for clock: EngineClock) -> Int32? {
-        (try? thread.get())?.registry.descriptor(for: clock)
+        thread?.registry.descriptor(for: clock)
     }
 
     /// The number of tasks suspended on `clock`.
     package func sleeperCount(on clock: EngineClock) -> Int {
-        (try? thread.get())?.registry.sleeperCount(on: clock) ?? 0
+        thread?.registry.sleeperCount(on: clock) ?? 0
     }
 
     /// The epoll and eventfd descriptors of the thread.
-    package var threadDescriptors: [Int32] { (try? thread.get())?.ownDescriptors ?? [] }
+    package var threadDescriptors: [Int32] { thread?.ownDescriptors ?? [] }
 
     /// The engine's thread, nil when it could not be started.
-    package var threadHandle: UInt? { (try? thread.get()).map { UInt($0.threadHandle) } }
+    package var threadHandle: UInt? { thread.map { UInt($0.threadHandle) } }
 
     /// Whether the thread has exited and closed its descriptors.
-    package var hasStopped: Bool { (try? thread.get())?.hasExited ?? true }
+    package var hasStopped: Bool { thread?.hasExited ?? true }
 }
 
 extension PrecisionEngine: LoopEngine {
@@ -114,14 +121,12 @@ extension PrecisionEngine: LoopEngine {
 
     /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
-        switch thread {
-        case .success(let thread):
+        if let thread {
             return try thread.registry.route(until: deadline, on: clock, watch: thread.watch)
-        case .failure(let error):
-            // As with a working thread, a deadline already reached needs no timer.
-            if deadline <= now(clock) { return .reached }
-            throw error
         }
+        // As with a working thread, a deadline already reached needs no timer.
+        if deadline <= now(clock) { return .reached }
+        throw startFailure ?? LoopError(.systemTimer, "the precision engine's thread did not start")
     }
 
     /// Loops on this engine run on its thread unless given another executor.
