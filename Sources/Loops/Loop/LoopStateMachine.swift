@@ -84,24 +84,29 @@ struct LoopStateMachine {
     /// of the lifecycle enum and put back on every event (a copy of its 257 bytes and a retain
     /// of each of its references, twice per tick). It lives only inside the state machine, which
     /// the loop's lock guards, and a new run gets a new one.
+    ///
+    /// Its fields are `@exclusivity(unchecked)`: a class's stored `var` is otherwise checked
+    /// at run time on every in-place change (a thread-local lookup and an access-set insertion,
+    /// ~80 instructions), and only the state machine's transitions, one at a time under the
+    /// lock and none overlapping another's access, ever touch them.
     final class ExecutingRun {
-        var run: Run
-        var phase = Phase.starting
-        var position: SchedulePosition?
+        @exclusivity(unchecked) var run: Run
+        @exclusivity(unchecked) var phase = Phase.starting
+        @exclusivity(unchecked) var position: SchedulePosition?
         /// What `nextIteration` reports.
-        var next: ScheduledInstant?
-        var backoff = Backoff()
+        @exclusivity(unchecked) var next: ScheduledInstant?
+        @exclusivity(unchecked) var backoff = Backoff()
         /// Whether the run slept since its last body: back-to-back bodies yield in between.
-        var sleptSinceBody = false
+        @exclusivity(unchecked) var sleptSinceBody = false
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
-        var lastRejected: Date?
+        @exclusivity(unchecked) var lastRejected: Date?
         /// Set while a body runs or is retried.
-        var iteration: IterationRecord?
+        @exclusivity(unchecked) var iteration: IterationRecord?
         /// Lateness of the next body (set when a wake or decision makes it due).
-        var pendingLateness: Int64 = 0
+        @exclusivity(unchecked) var pendingLateness: Int64 = 0
         /// Set while the run waits to retry its failed run store.
-        var waitingForStore = false
+        @exclusivity(unchecked) var waitingForStore = false
 
         init(_ run: Run) { self.run = run }
     }
