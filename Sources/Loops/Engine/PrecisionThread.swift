@@ -1,5 +1,6 @@
 import CLoopsCore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -59,6 +60,20 @@ final class PrecisionThread: Sendable {
     let registry: TimerRegistry
     /// The pthread, for joining; 0 once joined or detached.
     private let thread = LockedValue<pthread_t>(0)
+    /// The thread's `pthread_self()`, stored by the thread itself when its loop begins: an
+    /// enqueue compares it with its own thread's without a lock (no other thread can match).
+    private let loopThread = Atomic<UInt>(0)
+    /// Jobs the thread queues itself while its loop runs (a wake resuming its sleepers, a job
+    /// queuing another): only the thread touches them, so they take no lock, and the thread
+    /// runs them before it looks at the shared queue.
+    private nonisolated(unsafe) let ownJobs = UnsafeMutablePointer<OwnJobs>.allocate(capacity: 1)
+
+    private struct OwnJobs {
+        var jobs: [UnownedJob] = []
+        /// True while the loop runs; false before and once it finishes, when jobs the thread
+        /// queues (the resumes of the sleepers it fails) take the shared path.
+        var open = false
+    }
 
     /// Opens the epoll set and the eventfd and starts the thread, which waits on the timers of
     /// `registry` as they are created.
@@ -81,7 +96,13 @@ final class PrecisionThread: Sendable {
         self.epollDescriptor = epfd
         self.wakeDescriptor = eventfd
         self.registry = registry
+        ownJobs.initialize(to: OwnJobs())
         try start(name: name)
+    }
+
+    deinit {
+        ownJobs.deinitialize(count: 1)
+        ownJobs.deallocate()
     }
 
     private func start(name: String) throws(LoopError) {
@@ -118,6 +139,10 @@ final class PrecisionThread: Sendable {
     /// Queues a job; wakes the thread through the eventfd only when it is blocked. A job
     /// queued from the thread itself (a sleeper resumed by a timer) costs no system call.
     func enqueue(_ job: UnownedJob) {
+        if pthread_equal(pthread_self(), pthread_t(loopThread.load(ordering: .relaxed))) != 0, ownJobs.pointee.open {
+            ownJobs.pointee.jobs.append(job)
+            return
+        }
         let forward: Bool = state.withLock { state in
             switch state.lifecycle {
             case .exited:
@@ -216,7 +241,17 @@ final class PrecisionThread: Sendable {
         // Reused from wake to wake and drain to drain, so that neither allocates per tick.
         var reached: [ClockTimer.Sleeper] = []
         var batch: [UnownedJob] = []
+        var executor: UnownedTaskExecutor?
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
+        ownJobs.pointee.open = true
         while true {
+            // The jobs the thread queued itself come first: nothing else can add to them.
+            while !ownJobs.pointee.jobs.isEmpty {
+                swap(&ownJobs.pointee.jobs, &batch)
+                let identity = executor ?? state.withLock { $0.executor } ?? globalConcurrentExecutor.asUnownedTaskExecutor()
+                for job in batch { job.runSynchronously(on: identity) }
+                batch.removeAll(keepingCapacity: true)
+            }
             let step: Step = state.withLock { state in
                 if !state.jobs.isEmpty {
                     swap(&state.jobs, &batch)
@@ -232,9 +267,10 @@ final class PrecisionThread: Sendable {
                 }
             }
             switch step {
-            case .run(let executor):
-                let executor = executor ?? globalConcurrentExecutor.asUnownedTaskExecutor()
-                for job in batch { job.runSynchronously(on: executor) }
+            case .run(let adopted):
+                executor = adopted
+                let identity = adopted ?? globalConcurrentExecutor.asUnownedTaskExecutor()
+                for job in batch { job.runSynchronously(on: identity) }
                 batch.removeAll(keepingCapacity: true)
             case .wait:
                 var count: Int32 = 0
@@ -249,6 +285,7 @@ final class PrecisionThread: Sendable {
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
                     let failure = TimerCore.error("epoll_wait", errno: code)
                     state.withLock { $0.lifecycle = .stopping(failure: failure) }
+                    ownJobs.pointee.open = false
                     finish(failingSleepersWith: failure)
                     // Nobody will join a thread that stopped by itself.
                     thread.withLock { handle in
@@ -261,6 +298,7 @@ final class PrecisionThread: Sendable {
                     handle(token, reusing: &reached)
                 }
             case .exit:
+                ownJobs.pointee.open = false
                 finish(failingSleepersWith: nil)
                 return
             }
