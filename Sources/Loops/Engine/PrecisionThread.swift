@@ -285,7 +285,7 @@ final class PrecisionThread: Sendable {
                     // The engine shuts down; its sleepers, and later ones, fail with the error.
                     let failure = TimerCore.error("epoll_wait", errno: code)
                     state.withLock { $0.lifecycle = .stopping(failure: failure) }
-                    ownJobs.pointee.open = false
+                    closeOwnJobs()
                     finish(failingSleepersWith: failure)
                     // Nobody will join a thread that stopped by itself.
                     thread.withLock { handle in
@@ -298,11 +298,18 @@ final class PrecisionThread: Sendable {
                     handle(token, reusing: &reached)
                 }
             case .exit:
-                ownJobs.pointee.open = false
+                closeOwnJobs()
                 finish(failingSleepersWith: nil)
                 return
             }
         }
+    }
+
+    /// From now on the thread's own enqueues take the shared path, and a thread that later
+    /// gets the same pthread id (ids are reused once a thread has exited) never matches.
+    private func closeOwnJobs() {
+        ownJobs.pointee.open = false
+        loopThread.store(0, ordering: .relaxed)
     }
 
     /// Handles one ready descriptor.
