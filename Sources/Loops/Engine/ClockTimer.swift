@@ -140,9 +140,7 @@ package final class ClockTimer: Sendable {
             return deadline <= now ? .deadlineReached : .interrupted
         }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: Continuation) in
-                enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
-            }
+            try await suspend(until: deadline, at: handle, waker: waker)
         } onCancel: {
             remove(handle, resumingWith: .failure(CancellationError()))
         }
@@ -159,12 +157,19 @@ package final class ClockTimer: Sendable {
         guard let handle = reserve(until: deadline, waker: waker) else {
             return deadline <= now ? .deadlineReached : .interrupted
         }
-        // The stdlib's `withUnsafeThrowingContinuation(isolation:)` hops to its isolation on
-        // entry; for a task with an executor preference (precision mode) every hop looks the
-        // preferred executor up under the task's status lock (~300 instructions a tick). This
-        // function is `nonisolated(nonsending)`: it already runs on its caller's isolation, and
-        // the compiler hops back to it after the await, so the entry hop does nothing for us.
-        return try await _unsafeInheritExecutor_withUnsafeThrowingContinuation { (continuation: Continuation) in
+        return try await suspend(until: deadline, at: handle, waker: waker)
+    }
+
+    /// Suspends the calling task as the sleeper reserved at `handle` until it is resumed.
+    ///
+    /// The stdlib's `withUnsafeThrowingContinuation(isolation:)` hops to its isolation on
+    /// entry; for a task with an executor preference (precision mode) every hop looks the
+    /// preferred executor up under the task's status lock (~300 instructions a tick). This
+    /// function is `nonisolated(nonsending)`: it already runs on its caller's isolation, and the
+    /// compiler hops back to it after the await, so the entry hop does nothing for us.
+    @inline(__always)
+    nonisolated(nonsending) private func suspend(until deadline: Int64, at handle: Handle, waker: Waker?) async throws -> WakeReason {
+        try await _unsafeInheritExecutor_withUnsafeThrowingContinuation { (continuation: Continuation) in
             enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
         }
     }
