@@ -202,7 +202,7 @@ extension Loop {
                         try await body(self)
                         action = bodySucceeded(id)
                     } catch {
-                        action = try await iterationFailed(id, error)
+                        action = try await runIteration(id, after: error)
                     }
                 } else {
                     action = try await iterateInFull(id)
@@ -217,15 +217,6 @@ extension Loop {
         if recordsRuns, let store {
             return try await runClaimedIteration(id, store: store)
         }
-        return try await runIteration(id)
-    }
-
-    /// After a body called straight from ``runIterations(_:anchor:)`` threw: the retries of
-    /// ``runIteration(_:)``, or what the run does next.
-    @inline(never)
-    nonisolated(nonsending) private func iterationFailed(_ id: UInt64, _ error: any Error) async throws -> LoopStateMachine.IterationAction {
-        if Task.isCancelled { throw error }
-        if let action = try await recover(id, from: error) { return action }
         return try await runIteration(id)
     }
 
@@ -360,8 +351,17 @@ extension Loop {
 
     /// One iteration: the body, retried after a back-off while it throws a handled error
     /// (`stop()` does not interrupt the retries, as in disnake); returns what the run does next.
-    nonisolated(nonsending) func runIteration(_ id: UInt64) async throws -> LoopStateMachine.IterationAction {
+    /// With `firstFailure`, the body's first attempt already threw it. Out of line: inlined into
+    /// `runIterations`, its frame would become part of the frame the run sleeps in.
+    @inline(never)
+    nonisolated(nonsending) func runIteration(_ id: UInt64, after firstFailure: (any Error)? = nil) async throws -> LoopStateMachine.IterationAction {
+        var failure = firstFailure
         while true {
+            if let error = failure {
+                failure = nil
+                if Task.isCancelled { throw error }
+                if let action = try await recover(id, from: error) { return action }
+            }
             do {
                 // A body with no span, timeout or claim around it comes here only for its
                 // retries; its first attempt is called from `runIterations`.
@@ -372,8 +372,7 @@ extension Loop {
                 }
                 return bodySucceeded(id)
             } catch {
-                if Task.isCancelled { throw error }
-                if let action = try await recover(id, from: error) { return action }
+                failure = error
             }
         }
     }
