@@ -11,7 +11,7 @@ import Synchronization
 final class TimerThreadExecutor: TaskExecutor, @unchecked Sendable {
     private let jobs = Mutex<[UnownedJob]>([])
     /// Written by the task before it suspends, read by the thread after the task's job
-    /// returned: the job queue's lock orders them (the task runs on the thread).
+    /// returned: both on the thread (the task prefers this executor), so no lock.
     private var parked: UnsafeContinuation<Void, Never>?
     private var deadline: Int64 = 0
     private var finished = false
