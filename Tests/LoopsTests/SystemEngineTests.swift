@@ -390,7 +390,7 @@ extension EngineTests {
         func pendingWakeEndsNextSleep() async throws {
             let engine = SystemEngine()
             let waker = Waker()
-            // A completed sleep disarms the waker, so the wake after it stays pending.
+            // A completed sleep leaves nothing for the wake after it to end: it stays pending.
             let deadline = engine.now(.continuous) + Self.shortDelay
             #expect(try await engine.sleep(until: deadline, on: .continuous, waker: waker) == .deadlineReached)
             waker.wake()

@@ -47,9 +47,7 @@ extension EngineTests {
         @Test("a deadline already reached routes nowhere, without opening a timer")
         func reachedDeadline() throws {
             let registry = TimerRegistry()
-            let route = try registry.route(until: TimerCore.now(.continuous) - 1, on: .continuous) { _ in
-                Issue.record("no timer should be watched")
-            }
+            let route = registry.route(until: TimerCore.now(.continuous) - 1, on: .continuous)
             guard case .reached = route else {
                 Issue.record("expected .reached, got \(route)")
                 return
@@ -60,11 +58,17 @@ extension EngineTests {
         @Test("a deadline still ahead routes to the clock's one timer")
         func futureDeadline() throws {
             let registry = TimerRegistry()
-            let route = try registry.route(until: TimerCore.now(.continuous) + 60_000_000_000, on: .continuous) { _ in }
-            guard case .timer(let timer) = route else {
-                Issue.record("expected .timer, got \(route)")
+            let deadline = TimerCore.now(.continuous) + 60_000_000_000
+            // No timer yet: the caller creates it.
+            if let route = registry.route(until: deadline, on: .continuous) {
+                Issue.record("expected no route before the timer exists, got \(route)")
+            }
+            let created = try registry.timer(for: .continuous) { _ in }
+            guard case .timer(let timer) = registry.route(until: deadline, on: .continuous) else {
+                Issue.record("expected .timer")
                 return
             }
+            #expect(timer === created)
             #expect(registry.existingTimer(for: .continuous) === timer)
             #expect(registry.openDescriptorCount == 1)
             timer.close()

@@ -23,8 +23,9 @@ package final class ClockTimer: Sendable {
 
         /// Disarms the waker (so a later `wake()` stays pending for the next sleep instead of
         /// being swallowed by this finished one), then resumes.
+        /// Resumes the sleeping task. Its waker stays armed: a wake later finds the sleeper
+        /// gone and stays pending (``Waker/wake()``), which spares every tick the waker's lock.
         func resume(with result: Result<WakeReason, any Error>) {
-            waker?.disarm()
             continuation.resume(with: result)
         }
     }
@@ -152,15 +153,17 @@ package final class ClockTimer: Sendable {
     /// checks for cancellation when this returns `.interrupted`. Spares each sleep the
     /// registration of a handler and its async frames.
     ///
-    /// Throws `CancellationError` when the task was cancelled before the sleep began.
+    /// The sleeper is inserted and `waker` armed under one acquisition of the timer's lock
+    /// (the handler-less sleep needs no handle before it suspends): a wake pending before that
+    /// interrupts the sleep at once, one after it finds the sleeper in the heap. Returns at
+    /// once when the deadline has already been reached, and `.interrupted` at once when the
+    /// task was cancelled before the sleep began (the cancellation woke `waker`).
     nonisolated(nonsending) package func sleep(until deadline: Int64, interruptedBy waker: Waker) async throws -> WakeReason {
-        guard let handle = reserve(until: deadline, waker: waker) else {
-            return deadline <= now ? .deadlineReached : .interrupted
-        }
-        return try await suspend(until: deadline, at: handle, waker: waker)
+        try await suspend(until: deadline, at: nil, waker: waker)
     }
 
-    /// Suspends the calling task as the sleeper reserved at `handle` until it is resumed.
+    /// Suspends the calling task as a sleeper until it is resumed: the sleeper reserved at
+    /// `reservation`, or, with none, a new one whose `waker` is armed as it is inserted.
     ///
     /// The stdlib's `withUnsafeThrowingContinuation(isolation:)` hops to its isolation on
     /// entry; for a task with an executor preference (precision mode) every hop looks the
@@ -168,9 +171,9 @@ package final class ClockTimer: Sendable {
     /// function is `nonisolated(nonsending)`: it already runs on its caller's isolation, and the
     /// compiler hops back to it after the await, so the entry hop does nothing for us.
     @inline(__always)
-    nonisolated(nonsending) private func suspend(until deadline: Int64, at handle: Handle, waker: Waker?) async throws -> WakeReason {
+    nonisolated(nonsending) private func suspend(until deadline: Int64, at reservation: Handle?, waker: Waker?) async throws -> WakeReason {
         try await _unsafeInheritExecutor_withUnsafeThrowingContinuation { (continuation: Continuation) in
-            enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: handle)
+            enqueue(Sleeper(continuation: continuation, waker: waker), until: deadline, at: reservation)
         }
     }
 
@@ -188,27 +191,46 @@ package final class ClockTimer: Sendable {
         return handle
     }
 
-    /// Inserts a sleeper and arms the fd if it is now the earliest.
-    private func enqueue(_ sleeper: Sleeper, until deadline: Int64, at handle: Handle) {
+    /// Inserts a sleeper and arms the fd if it is now the earliest: at `reservation`, or, with
+    /// none, at a new handle with the sleeper's waker armed for it.
+    private func enqueue(_ sleeper: Sleeper, until deadline: Int64, at reservation: Handle?) {
         let result: Result<WakeReason, any Error>? = state.withLock { state in
-            // The cancellation handler may have run before this point (it runs at once when the
-            // task is cancelled while entering `withTaskCancellationHandler`) and then found no
-            // entry to remove. The task's flag is set before the handler runs, and this check
-            // and the handler both hold the lock, so one of the two always sees the other.
-            if Task.isCancelled {
-                state.heap.remove(handle)
+            // As `reserve` does for a reserved sleep: a deadline already reached needs no wait.
+            if reservation == nil, deadline <= now { return .success(.deadlineReached) }
+            // The cancellation handler of a reserved sleep may have run before this point (it
+            // runs at once when the task is cancelled while entering
+            // `withTaskCancellationHandler`) and then found no entry to remove. The task's flag
+            // is set before the handler runs, and this check and the handler both hold the
+            // lock, so one of the two always sees the other. A sleep without a reservation
+            // needs no check: its caller's handler wakes its waker, whose pending wake makes
+            // the arm below fail.
+            if let reservation, Task.isCancelled {
+                state.heap.remove(reservation)
                 return .failure(CancellationError())
             }
             if case .closed(let reason) = state.lifecycle {
-                state.heap.remove(handle)
+                if let reservation { state.heap.remove(reservation) }
                 // The failure that closed the timer (epoll_wait on the engine's thread) says more
                 // than "closed", and is what the sleepers already asleep were failed with.
                 return .failure(reason ?? Self.closedError(clock))
             }
-            // The waker's action gives the reservation back when it runs before this point, so
-            // a failed insert means the sleep was interrupted before it began.
-            guard state.heap.insert(deadline: deadline, payload: sleeper, at: handle) else {
-                return .success(.interrupted)
+            let handle: Handle
+            if let reservation {
+                // The waker's action gives the reservation back when it runs before this point,
+                // so a failed insert means the sleep was interrupted before it began.
+                guard state.heap.insert(deadline: deadline, payload: sleeper, at: reservation) else {
+                    return .success(.interrupted)
+                }
+                handle = reservation
+            } else {
+                handle = state.heap.insert(deadline: deadline, payload: sleeper)
+                // Armed under the timer's lock: the waker's action takes this lock to remove
+                // the sleeper, so it finds it. (The waker's own lock is taken inside this one,
+                // never the other way round: a wake calls its action after releasing it.)
+                if let waker = sleeper.waker, !waker.arm(self, handle.token) {
+                    state.heap.remove(handle)
+                    return .success(.interrupted)
+                }
             }
             do throws(LoopError) {
                 try syncArm(&state)
@@ -222,23 +244,29 @@ package final class ClockTimer: Sendable {
     }
 
     /// The waker's action: ends the sleep of `token` with `.interrupted`.
-    func interrupt(_ token: WakeToken) {
+    /// Returns whether the sleeper was still asleep.
+    func interrupt(_ token: WakeToken) -> Bool {
         remove(Handle(token), resumingWith: .success(.interrupted))
     }
 
     /// Removes a sleeper (cancelled or interrupted) and resumes it with `result`, unless a wake
     /// already popped it: then that wake resumes it, so the sleeper resumes exactly once.
-    private func remove(_ handle: Handle, resumingWith result: Result<WakeReason, any Error>) {
-        let sleeper: Sleeper? = state.withLock { state in
+    /// Returns whether the sleep was still to end (in the heap, or reserved).
+    @discardableResult
+    private func remove(_ handle: Handle, resumingWith result: Result<WakeReason, any Error>) -> Bool {
+        let (sleeper, ended): (Sleeper?, Bool) = state.withLock { state in
+            // A reservation counts: the sleep it was made for will not begin (its insert fails).
+            let held = state.heap.holds(handle)
             let removed = state.heap.remove(handle)
             if removed != nil {
                 // A failed re-arm only costs an early wake that re-arms again; the removed
                 // sleeper must not see a timer error.
                 try? syncArm(&state)
             }
-            return removed
+            return (removed, held)
         }
         sleeper?.resume(with: result)
+        return ended
     }
 
     /// Handles a readable fd: reads it, releases every sleeper whose deadline has passed (all

@@ -107,6 +107,11 @@ package struct DeadlineHeap<Payload> {
         return handle
     }
 
+    /// Whether `handle` is reserved or inserted: a removal would end its sleep.
+    package func holds(_ handle: Handle) -> Bool {
+        slotIndex(of: handle) != nil
+    }
+
     /// Whether `handle` names an inserted entry.
     package func contains(_ handle: Handle) -> Bool {
         guard let slot = slotIndex(of: handle) else { return false }

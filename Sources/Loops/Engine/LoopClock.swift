@@ -7,10 +7,14 @@
 public struct LoopClock: Sendable {
     package let engine: any LoopEngine
     package let intervalClock: EngineClock
+    /// The engine's ``LoopEngine/readsKernelClocks``, kept here so that reading the time needs
+    /// neither a copy of the engine (a retain and a release) nor a call through its witness.
+    package let readsKernelClocks: Bool
 
     package init(engine: any LoopEngine, intervalClock: EngineClock) {
         self.engine = engine
         self.intervalClock = intervalClock
+        self.readsKernelClocks = engine.readsKernelClocks
     }
 
     /// CLOCK_BOOTTIME: intervals include time the machine spent suspended.

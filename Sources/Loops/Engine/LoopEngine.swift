@@ -38,21 +38,26 @@ package enum SleepRoute {
 package protocol LoopEngine: AnyObject, Sendable {
     /// The current time on `clock`, in nanoseconds (since boot, or since 1970 for `.realtime`).
     func now(_ clock: EngineClock) -> Int64
+    /// Whether ``now(_:)`` is the kernel's clock (`clock_gettime` through ``TimerCore/now(_:)``):
+    /// a loop then reads its clocks directly, twice a tick, not through the engine.
+    var readsKernelClocks: Bool { get }
 
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken.
     ///
-    /// Engines call `waker.arm(_:)` before suspending (when it returns false, a wake is
-    /// pending: return `.interrupted` without suspending) and `waker.disarm()` before resuming
-    /// the sleeper for any other reason. The armed action removes the sleeper from the heap and
-    /// resumes it with `.interrupted`, unless it was already resumed.
+    /// Engines arm `waker` before the sleep begins (when arming fails, a wake is pending:
+    /// return `.interrupted` without sleeping) and disarm it before resuming the sleeper for
+    /// any other reason — kernel timers excepted, whose armed action reports that it found
+    /// nothing to end. The armed action removes the sleeper from the heap and resumes it with
+    /// `.interrupted`, unless it was already resumed.
     ///
     /// - Returns: `.clockStepped` when a `.realtime` sleep was ended early by a step of the wall
     ///   clock; `.interrupted` when the waker ended it; `.deadlineReached` otherwise.
     /// - Throws: `CancellationError` when the task is cancelled (at once, also when it was
     ///   cancelled before the call), ``LoopError`` when the system timer fails.
     nonisolated(nonsending) func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason
-    /// Where a sleep until `deadline` on `clock` goes: ``SleepRoute/reached`` when the deadline
-    /// has passed, the clock's timer (created on first use) for kernel engines.
+    /// Where a sleep until `deadline` on `clock` goes: for kernel engines the clock's timer
+    /// (created on first use; its sleep returns at once for a deadline already reached), or
+    /// ``SleepRoute/reached`` for a deadline that has passed before the clock has a timer.
     ///
     /// - Throws: ``LoopError`` when the clock's timer cannot be created or the engine has shut
     ///   down.
@@ -86,6 +91,9 @@ package protocol LoopEngine: AnyObject, Sendable {
 }
 
 extension LoopEngine {
+    /// An engine keeps its own time unless it says otherwise.
+    package var readsKernelClocks: Bool { false }
+
     /// Through the engine's own ``sleep(until:on:waker:)``.
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute { .engine }
 

@@ -113,6 +113,9 @@ extension PrecisionEngine: LoopEngine {
         TimerCore.now(clock)
     }
 
+    /// Its clocks are the kernel's.
+    package var readsKernelClocks: Bool { true }
+
     /// Suspends the calling task until `deadline` on `clock` (see ``LoopEngine``); the thread
     /// resumes it when the clock's timerfd fires.
     nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
@@ -122,7 +125,8 @@ extension PrecisionEngine: LoopEngine {
     /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
         if let thread {
-            return try thread.registry.route(until: deadline, on: clock, watch: thread.watch)
+            if let route = thread.registry.route(until: deadline, on: clock) { return route }
+            return .timer(try thread.registry.timer(for: clock, watch: thread.watch))
         }
         // As with a working thread, a deadline already reached needs no timer.
         if deadline <= now(clock) { return .reached }

@@ -93,6 +93,9 @@ package final class SystemEngine: LoopEngine {
         TimerCore.now(clock)
     }
 
+    /// Its clocks are the kernel's.
+    package var readsKernelClocks: Bool { true }
+
     /// Suspends the calling task until `deadline` on `clock`, or until `waker` is woken (see
     /// ``LoopEngine``).
     nonisolated(nonsending) package func sleep(until deadline: Int64, on clock: EngineClock, waker: Waker?) async throws -> WakeReason {
@@ -101,7 +104,8 @@ package final class SystemEngine: LoopEngine {
 
     /// The clock's timer, or ``SleepRoute/reached`` (see ``LoopEngine``).
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
-        try registry.route(until: deadline, on: clock, watch: watch)
+        if let route = registry.route(until: deadline, on: clock) { return route }
+        return .timer(try registry.timer(for: clock, watch: watch))
     }
 
     // MARK: - Introspection and test hooks

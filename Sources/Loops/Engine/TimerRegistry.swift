@@ -25,19 +25,19 @@ package final class TimerRegistry: Sendable {
         self.minimumWakeSpacing = minimumWakeSpacing
     }
 
-    /// Where a sleep until `deadline` on `clock` goes: nowhere when the deadline has passed
-    /// (no timer, nor fd), else the clock's timer.
-    package func route(
-        until deadline: Int64,
-        on clock: EngineClock,
-        watch: (ClockTimer) throws(LoopError) -> Void
-    ) throws(LoopError) -> SleepRoute {
-        if deadline <= TimerCore.now(clock) { return .reached }
+    /// Where a sleep until `deadline` on `clock` goes, when the answer needs no new timer: the
+    /// clock's timer once it exists (its sleep returns at once for a deadline already
+    /// reached), else ``SleepRoute/reached`` for a deadline that has passed (no timer, nor fd,
+    /// for it). nil: the deadline is ahead and the clock has no timer yet; the caller creates
+    /// it with ``timer(for:watch:)``.
+    ///
+    /// The common answer reads no clock and builds no closure: every sleep asks.
+    package func route(until deadline: Int64, on clock: EngineClock) -> SleepRoute? {
         if let timer = existingTimer(for: clock) { return .timer(timer) }
-        return .timer(try timer(for: clock, watch: watch))
+        if deadline <= TimerCore.now(clock) { return .reached }
+        return nil
     }
 
-    /// Called under the lock, after `timer` went into `timers`, which keeps it alive.
     private func publish(_ timer: ClockTimer, for clock: EngineClock) {
         let reference = Unmanaged.passUnretained(timer)
         switch clock {

@@ -12,10 +12,15 @@ package final class Waker: Sendable {
         /// Any other engine's (virtual time's).
         case action(@Sendable () -> Void)
 
-        func callAsFunction() {
+        /// Whether it ended a sleep: a kernel timer's action is left armed when its sleep ends
+        /// by its deadline, and then finds nothing to end.
+        func callAsFunction() -> Bool {
             switch self {
-            case .timer(let timer, let token): timer.interrupt(token)
-            case .action(let action): action()
+            case .timer(let timer, let token):
+                return timer.interrupt(token)
+            case .action(let action):
+                action()
+                return true
             }
         }
     }
@@ -32,7 +37,18 @@ package final class Waker: Sendable {
 
     /// Ends the sleep in progress, or the next one.
     package func wake() {
-        let interrupt: Interrupt? = state.withLock { state in
+        // An armed action may be stale: a kernel timer does not disarm a sleeper it wakes at its
+        // deadline (a lock less on every tick), so the action then finds nothing to end. The
+        // wake is then pending for the next sleep, unless that sleep was armed in the
+        // meantime: then it ends that one (at worst a re-decision the loop did not need).
+        while let interrupt = takeArmedOrLeavePending() {
+            if interrupt() { return }
+        }
+    }
+
+    /// The armed action, taken; or nil, with a wake left pending.
+    private func takeArmedOrLeavePending() -> Interrupt? {
+        state.withLock { state in
             switch state {
             case .idle, .pending:
                 state = .pending
@@ -42,7 +58,6 @@ package final class Waker: Sendable {
                 return interrupt
             }
         }
-        interrupt?()
     }
 
     /// Engine side, before suspending: installs the action that ends this sleep. Returns false
@@ -69,7 +84,8 @@ package final class Waker: Sendable {
         }
     }
 
-    /// Engine side, before resuming a sleeper for another reason: drops the action.
+    /// Engine side, before resuming a sleeper for another reason: drops the action. Engines
+    /// whose action reports that it found nothing to end (kernel timers) may skip it.
     package func disarm() {
         state.withLock { state in
             if case .armed = state { state = .idle }

@@ -89,7 +89,8 @@ public final class Loop: Sendable {
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
-    ///     for an instant its schedule gave that is not after the last scheduled one); by
+    ///     for an instant its schedule gave that is not after the last scheduled one; `.trace`
+    ///     for each iteration when its level, read as a run's iterations begin, allows); by
     ///     default the task-local `Logger.current` of the caller.
     ///   - metrics: where iterations, errors, timeouts, missed ticks, body durations and wake
     ///     lateness are counted; when nil, swift-metrics' global `MetricsSystem.factory`.
@@ -219,7 +220,8 @@ public final class Loop: Sendable {
     ///   - executor: where the body and hooks run; when nil, the global executor (or, for a
     ///     ``LoopClock/precise-type.property`` clock, the precision engine's thread).
     ///   - logger: where the loop logs (`.debug` for retries, `.error` for a loop that died and
-    ///     for an instant its schedule gave that is not after the last scheduled one); by
+    ///     for an instant its schedule gave that is not after the last scheduled one; `.trace`
+    ///     for each iteration when its level, read as a run's iterations begin, allows); by
     ///     default the task-local `Logger.current` of the caller.
     ///   - metrics: where iterations, errors, timeouts, missed ticks, body durations and wake
     ///     lateness are counted; when nil, swift-metrics' global `MetricsSystem.factory`.

@@ -250,8 +250,7 @@ extension Loop {
         engine: any LoopEngine
     ) async throws -> WakeReason {
         // One cancellation check per sleep, after it: a cancellation that came before leaves
-        // the waker's wake pending (and the timer refuses a cancelled task), so the sleep ends
-        // at once.
+        // the waker's wake pending, so the sleep ends at once.
         switch try engine.route(until: deadline, on: engineClock) {
         case .reached:
             try Task.checkCancellation()
@@ -277,7 +276,10 @@ extension Loop {
 
     @inline(never)
     private func iterationsBegin(_ id: UInt64, anchor: RunAnchor) -> LoopStateMachine.IterationAction {
-        perform(state.withLock { $0.iterationsBegin(id, anchor: anchor, now: LoopNow(clock)) })
+        // The logger's level is read once per run, not twice a tick: each read copies the
+        // handler out of the logger's storage under an exclusivity check (~200 instructions).
+        let traces = injectedLogger.logLevel <= .trace
+        return perform(state.withLock { $0.iterationsBegin(id, anchor: anchor, traces: traces, now: LoopNow(clock)) })
     }
 
     @inline(never)
@@ -298,7 +300,7 @@ extension Loop {
     /// Reports what a step says happened (outside the lock): misbehaving schedule answers,
     /// missed ticks, the end of an iteration and the beginning of the next.
     func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
-        report(step.rejected)
+        if let rejected = step.rejectedSlots { report(rejected) }
         if step.missedTicks > 0 {
             instruments?.missed(step.missedTicks)
             logger.debug(
@@ -310,8 +312,7 @@ extension Loop {
             if let duration = step.finishedDuration { instruments.iterationSucceeded(duration: duration) }
             if let began = step.began { instruments.iterationBegan(began, scheduledAt: began.scheduled?.date(on: clock)) }
         }
-        // The log level is read once per step: each read copies the logger's handler.
-        if step.finishedDuration != nil || step.began != nil, injectedLogger.logLevel <= .trace {
+        if step.traces {
             if let duration = step.finishedDuration {
                 logger.trace("iteration finished", metadata: ["loop.duration_ms": "\(Double(duration) / 1e6)"])
             }
@@ -491,7 +492,6 @@ extension Loop {
     /// Reports instants a misbehaving schedule gave that were not after the last scheduled one,
     /// at `.error` (a documented exception to logging at `.debug` at most), once per instant.
     private func report(_ rejected: [RejectedSlot]) {
-        guard !rejected.isEmpty else { return }
         for rejection in rejected {
             logger.error(
                 "the schedule gave an instant that is not after the last scheduled one; the loop skips it",

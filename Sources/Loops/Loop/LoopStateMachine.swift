@@ -107,6 +107,8 @@ struct LoopStateMachine {
         @exclusivity(unchecked) var pendingLateness: Int64 = 0
         /// Set while the run waits to retry its failed run store.
         @exclusivity(unchecked) var waitingForStore = false
+        /// Whether the loop's logger took `.trace` lines when the iterations began.
+        @exclusivity(unchecked) var tracesIterations = false
 
         init(_ run: Run) { self.run = run }
     }
@@ -423,8 +425,9 @@ struct LoopStateMachine {
     /// The result of a run event: the action, and what to report outside the lock.
     struct Step {
         var action: IterationAction
-        /// Misbehaving schedule answers that were skipped.
-        var rejected: [RejectedSlot] = []
+        /// Misbehaving schedule answers that were skipped; nil (usually) when none, so that a
+        /// step holds no array to retain and release.
+        var rejectedSlots: [RejectedSlot]? = nil
         /// Slots that passed without an iteration of their own (an overrun resolved by the
         /// missed-tick policy).
         var missedTicks: Int64 = 0
@@ -432,11 +435,17 @@ struct LoopStateMachine {
         var finishedDuration: Int64?
         /// Set when the action is `.runBody`: the iteration that begins.
         var began: IterationRecord?
+        /// Whether the end and the beginning of an iteration are logged at `.trace`.
+        var traces = false
+
+        /// Misbehaving schedule answers that were skipped.
+        var rejected: [RejectedSlot] { rejectedSlots ?? [] }
     }
 
     /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
-    mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, now: LoopNow) -> Step {
+    mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, traces: Bool = false, now: LoopNow) -> Step {
         guard let executing = executing(id) else { return Step(action: .end) }
+        executing.tracesIterations = traces
         executing.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
         return decideStep(executing, now: now)
     }
@@ -476,6 +485,7 @@ struct LoopStateMachine {
             step = decideStep(executing, now: now)
         }
         step.finishedDuration = duration
+        step.traces = executing.tracesIterations
         return step
     }
 
@@ -679,7 +689,7 @@ struct LoopStateMachine {
         switch decision.step {
         case .end:
             executing.next = nil
-            return Step(action: .end, rejected: rejected)
+            return Step(action: .end, rejectedSlots: rejected)
         case .runNow(let slot, let next):
             let delay = position.isStart ? randomizedDelay() : 0
             if delay > 0, case .elapsed(let instant) = slot {
@@ -692,7 +702,7 @@ struct LoopStateMachine {
             executing.next = next
             executing.pendingLateness = slot.lateness(at: now)
             var step = beginBody(executing, now: now)
-            step.rejected = rejected
+            step.rejectedSlots = rejected
             step.missedTicks = decision.missedTicks
             return step
         case .sleep(let deadline, let clock, let slot, let following):
@@ -708,13 +718,13 @@ struct LoopStateMachine {
         slot: ScheduledInstant,
         following: ScheduledInstant?,
         delay: Int64,
-        rejected: [RejectedSlot]
+        rejected: [RejectedSlot]?
     ) -> Step {
         executing.phase = .sleeping(
             PendingSlot(slot: slot, following: following, version: scheduleVersion, delay: delay, deadline: deadline, clock: clock)
         )
         executing.next = slot
-        return Step(action: .sleep(deadline: deadline, clock: clock), rejected: rejected)
+        return Step(action: .sleep(deadline: deadline, clock: clock), rejectedSlots: rejected)
     }
 
     /// The randomized delay of the next slot, in nanoseconds (0 without one).
@@ -760,7 +770,11 @@ struct LoopStateMachine {
             lateness: executing.pendingLateness
         )
         statistics.lastStart = now.wall
-        return Step(action: .runBody(yieldFirst: !executing.sleptSinceBody), began: executing.iteration)
+        return Step(
+            action: .runBody(yieldFirst: !executing.sleptSinceBody),
+            began: executing.iteration,
+            traces: executing.tracesIterations
+        )
     }
 
     // MARK: Health
@@ -806,13 +820,13 @@ struct LoopStateMachine {
     }
 
     /// Drops rejections already reported, so a schedule that repeats one is reported once.
-    private func newRejections(_ rejections: [RejectedSlot], in executing: ExecutingRun) -> [RejectedSlot] {
-        guard !rejections.isEmpty else { return [] }
+    private func newRejections(_ rejections: [RejectedSlot]?, in executing: ExecutingRun) -> [RejectedSlot]? {
+        guard let rejections else { return nil }
         var fresh: [RejectedSlot] = []
         for rejection in rejections where rejection.instant != executing.lastRejected {
             executing.lastRejected = rejection.instant
             fresh.append(rejection)
         }
-        return fresh
+        return fresh.isEmpty ? nil : fresh
     }
 }

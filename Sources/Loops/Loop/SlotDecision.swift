@@ -21,10 +21,16 @@ struct LoopNow: Sendable {
         self.wall = wall
     }
 
+    @inline(__always)
     init(_ clock: LoopClock) {
-        let engine = clock.engine
-        elapsed = engine.now(clock.intervalClock)
-        wall = engine.now(.realtime)
+        if clock.readsKernelClocks {
+            elapsed = TimerCore.now(clock.intervalClock)
+            wall = TimerCore.now(.realtime)
+        } else {
+            let engine = clock.engine
+            elapsed = engine.now(clock.intervalClock)
+            wall = engine.now(.realtime)
+        }
     }
 }
 
@@ -92,8 +98,9 @@ struct SlotDecision: Sendable {
     }
 
     var step: Step
-    /// Answers of a misbehaving schedule that were skipped on the way (usually none).
-    var rejected: [RejectedSlot] = []
+    /// Answers of a misbehaving schedule that were skipped on the way; nil (usually) when
+    /// none: an empty array would still cost a retain and a release on every decision.
+    var rejected: [RejectedSlot]?
     /// Slots that passed without an iteration of their own: an overrun that `.skip` or `.delay`
     /// resolved with one iteration (`.burst` misses none). Wall-clock schedules count up to
     /// ``missedTicksCountLimit``.
@@ -262,7 +269,7 @@ struct SlotDecision: Sendable {
     private mutating func validSlot(of schedule: Schedule, after floor: Date) -> Date? {
         let search = schedule.validSlot(after: floor)
         if let instant = search.rejected {
-            rejected.append(RejectedSlot(instant: instant, floor: floor, replacement: search.slot))
+            rejected = (rejected ?? []) + [RejectedSlot(instant: instant, floor: floor, replacement: search.slot)]
         }
         return search.slot
     }
