@@ -30,14 +30,21 @@ struct LoopStateMachineTests {
         #expect(state.requestCancel().isEmpty, "no task attached yet: nothing to cancel directly")
         let second = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         #expect(!second.activatesEngine)
-        #expect(second.predecessor === first.completion)
+        let predecessor = try #require(second.predecessor, "the queued run awaits the first")
         // The queued run is not cancelled: a third start is refused.
         #expect(throws: LoopError.self) { try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false) }
         // The first run ends: the second becomes the executing one, the loop stays running.
         #expect(state.runBegins(first.id).isCancelled)
-        #expect(state.runEnded(first.id) == .none)
+        guard case .handOver(let handedOver) = state.runEnded(first.id) else {
+            Issue.record("the first run's end must hand over to the second")
+            return
+        }
+        #expect(handedOver === predecessor, "the completion the second run awaits is the one finished")
         #expect(state.isRunning && !state.isBeingCancelled)
-        #expect(state.runEnded(second.id) == .deactivateEngine)
+        guard case .deactivateEngine = state.runEnded(second.id) else {
+            Issue.record("the last run's end must deactivate the engine")
+            return
+        }
         #expect(!state.isRunning)
     }
 
@@ -61,7 +68,11 @@ struct LoopStateMachineTests {
         let restart = state.restart(at: anchor(elapsed: 5, wall: 5))
         #expect(restart.cancellations.count == 1, "the attached task is cancelled")
         #expect(state.isBeingCancelled)
-        #expect(restart.admission.predecessor === first.completion)
+        let predecessor = try #require(restart.admission.predecessor, "the new run awaits the cancelled one")
+        guard case .handOver(let handedOver) = state.runEnded(first.id), handedOver === predecessor else {
+            Issue.record("the cancelled run's end must finish the completion the new run awaits")
+            return
+        }
         // Restart while idle is a plain start.
         var idle = machine()
         let fresh = idle.restart(at: anchor(elapsed: 0, wall: 0))

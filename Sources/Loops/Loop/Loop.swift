@@ -259,7 +259,7 @@ public final class Loop: Sendable {
         if let name, name.isEmpty {
             throw LoopError(.invalidOption, "name must not be empty; pass nil for the default name")
         }
-        let name = name ?? "\(fileID):\(line)"
+        let name = name ?? DefaultLoopName.at(fileID: fileID, line: line)
         let policies = try LoopPolicies(
             name: name,
             timeout: timeout,

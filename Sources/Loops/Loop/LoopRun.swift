@@ -20,7 +20,6 @@ extension Loop {
     func execute(_ admission: LoopStateMachine.Admission) async -> RunOutcome {
         // Only what the end of the run needs stays in this frame, which lives as long as the run.
         let id = admission.id
-        let completion = admission.completion
         let anchor: RunAnchor
         if let predecessor = admission.predecessor {
             anchor = await begin(after: predecessor)
@@ -33,7 +32,7 @@ extension Loop {
         } else {
             outcome = await runCancellably(id, anchor: anchor)
         }
-        runEnded(id, completion: completion)
+        runEnded(id)
         return outcome
     }
 
@@ -67,14 +66,15 @@ extension Loop {
     }
 
     @inline(never)
-    private func runEnded(_ id: UInt64, completion: RunCompletion) {
+    private func runEnded(_ id: UInt64) {
         switch state.withLock({ $0.runEnded(id) }) {
         case .none:
             break
         case .deactivateEngine:
             clock.engine.loopDidDeactivate()
+        case .handOver(let completion):
+            completion.finish()
         }
-        completion.finish()
     }
 
     /// The iterations, then what ends the run. Inlined into its two callers' closures: one

@@ -12,8 +12,10 @@ struct LoopStateMachine {
     /// One accepted `start()`/`run()`/`restart()`.
     struct Run {
         let id: UInt64
-        /// Finished when this run has ended; the run accepted after it awaits this.
-        let completion: RunCompletion
+        /// Finished when this run has ended; the run accepted after it awaits this. Made when
+        /// that run is accepted (most runs never have one to wait for them: a completion for
+        /// each cost every loop 112 bytes).
+        var completion: RunCompletion?
         var stopRequested: Bool
         var cancelRequested = false
         /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
@@ -151,8 +153,6 @@ struct LoopStateMachine {
 
     private(set) var lifecycle = Lifecycle.idle
     private var nextRunID: UInt64 = 1
-    /// Completion of the most recently accepted run, which the next accepted run awaits.
-    private var latestCompletion: RunCompletion?
     /// The task of the most recent `start()`: the public `task`.
     private(set) var task: Task<Void, Never>?
     /// Kept after a run ends, reset when the next one begins.
@@ -241,8 +241,6 @@ struct LoopStateMachine {
         let activatesEngine: Bool
         /// The run accepted just before this one, which this one awaits before it begins.
         let predecessor: RunCompletion?
-        /// Finished by this run when it has ended.
-        let completion: RunCompletion
         /// When the run was accepted: where its grid begins, unless it waits for a predecessor.
         let anchor: RunAnchor
     }
@@ -281,7 +279,7 @@ struct LoopStateMachine {
     private mutating func accept(at anchor: RunAnchor, stopped: Bool) -> Admission {
         let id = nextRunID
         nextRunID += 1
-        let run = Run(id: id, completion: RunCompletion(), stopRequested: stopped)
+        let run = Run(id: id, stopRequested: stopped)
         let predecessor: RunCompletion?
         switch lifecycle {
         case .idle:
@@ -291,16 +289,22 @@ struct LoopStateMachine {
             // An idle loop's last run has finished already: nothing to await.
             predecessor = nil
         case .running(let executing, var queued):
+            // The run accepted last (queued, or the executing one) gets its completion now, so
+            // that the runs form one chain in the order they were accepted.
+            let completion = RunCompletion()
+            if queued.isEmpty {
+                executing.run.completion = completion
+            } else {
+                queued[queued.count - 1].completion = completion
+            }
             queued.append(run)
             lifecycle = .running(executing, queued: queued)
-            predecessor = latestCompletion
+            predecessor = completion
         }
-        latestCompletion = run.completion
         return Admission(
             id: id,
             activatesEngine: predecessor == nil,
             predecessor: predecessor,
-            completion: run.completion,
             anchor: anchor
         )
     }
@@ -650,12 +654,13 @@ struct LoopStateMachine {
         return afterLoop
     }
 
-    /// What the caller of ``runEnded(_:)`` does, besides finishing the run's completion (which
-    /// lets the next queued run begin).
+    /// What the caller of ``runEnded(_:)`` does.
     enum EndAction {
         case none
         /// The loop is idle now: tell the engine.
         case deactivateEngine
+        /// The next queued run executes now: finish the completion it awaits.
+        case handOver(RunCompletion)
     }
 
     /// Run `id`'s `afterLoop` returned: the next queued run (if any) becomes the executing one.
@@ -673,7 +678,8 @@ struct LoopStateMachine {
             lifecycle = .running(ExecutingRun(successor), queued: queued)
             currentLoop = 0
             failed = false
-            return .none
+            // The successor was accepted behind this run, which got its completion then.
+            return executing.run.completion.map { .handOver($0) } ?? .none
         }
     }
 

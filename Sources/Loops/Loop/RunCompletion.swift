@@ -1,10 +1,10 @@
 /// The end of one run of a loop, which the run accepted after it awaits.
 ///
-/// Created when the run is admitted, inside the loop's lock, so that the runs of a loop form
-/// one chain in the order they were accepted — whichever threads call `start()`, `restart()`
-/// or `run()` concurrently. (Chaining on the run's `Task` instead left a window between the
-/// admission and the task's creation in which a second admission awaited the wrong run, and
-/// two runs overlapped.)
+/// Created when the run after it is admitted, inside the loop's lock (a run that nothing
+/// awaits has none), so that the runs of a loop form one chain in the order they were
+/// accepted — whichever threads call `start()`, `restart()` or `run()` concurrently. (Chaining
+/// on the run's `Task` instead left a window between the admission and the task's creation in
+/// which a second admission awaited the wrong run, and two runs overlapped.)
 final class RunCompletion: Sendable {
     private enum State {
         case pending([UnsafeContinuation<Void, Never>])
