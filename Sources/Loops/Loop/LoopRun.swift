@@ -183,14 +183,15 @@ extension Loop {
     /// state machine, which re-decides from the state as it is then: no event is lost between
     /// deciding and sleeping.
     nonisolated(nonsending) private func runIterations(_ id: UInt64, anchor: RunAnchor) async throws {
-        let engine = clock.engine
+        // The engine is not kept in this frame (an existential: 40 bytes for as long as the loop
+        // sleeps); each sleep reads it from `clock`.
         var action = iterationsBegin(id, anchor: anchor)
         while true {
             switch action {
             case .end:
                 return
             case .sleep(let deadline, let engineClock):
-                let reason = try await sleep(until: deadline, on: engineClock, engine: engine)
+                let reason = try await sleep(until: deadline, on: engineClock)
                 action = woke(id, reason: reason)
             case .runBody(let yieldFirst):
                 if yieldFirst { await Task.yield() }
@@ -246,12 +247,11 @@ extension Loop {
     @inline(__always)
     nonisolated(nonsending) private func sleep(
         until deadline: Int64,
-        on engineClock: EngineClock,
-        engine: any LoopEngine
+        on engineClock: EngineClock
     ) async throws -> WakeReason {
         // One cancellation check per sleep, after it: a cancellation that came before leaves
         // the waker's wake pending, so the sleep ends at once.
-        switch try engine.route(until: deadline, on: engineClock) {
+        switch try clock.engine.route(until: deadline, on: engineClock) {
         case .reached:
             try Task.checkCancellation()
             return .deadlineReached
@@ -261,7 +261,7 @@ extension Loop {
             try Task.checkCancellation()
             return reason
         case .engine:
-            return try await engine.sleep(until: deadline, on: engineClock, waker: waker)
+            return try await clock.engine.sleep(until: deadline, on: engineClock, waker: waker)
         }
     }
 
