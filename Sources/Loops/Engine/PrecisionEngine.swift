@@ -124,8 +124,10 @@ extension PrecisionEngine: LoopEngine {
 
     /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
+        // Every sleep asks: the common answer through optional chaining, which borrows the
+        // thread where binding it with `if let` retained and released it.
+        if let route = thread?.registry.route(until: deadline, on: clock) { return route }
         if let thread {
-            if let route = thread.registry.route(until: deadline, on: clock) { return route }
             return .timer(try thread.registry.timer(for: clock, watch: thread.watch))
         }
         // As with a working thread, a deadline already reached needs no timer.

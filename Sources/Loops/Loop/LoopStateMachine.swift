@@ -751,6 +751,7 @@ struct LoopStateMachine {
         policies.alignsToEpoch ? schedule.alignedToEpoch : schedule
     }
 
+    @inline(__always)
     private func decide(after position: SchedulePosition, now: LoopNow) -> SlotDecision {
         SlotDecision.decide(
             decisionSchedule,
