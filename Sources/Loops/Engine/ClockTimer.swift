@@ -21,8 +21,6 @@ package final class ClockTimer: Sendable {
         /// The waker armed for this sleep, disarmed before any resume other than its own.
         let waker: Waker?
 
-        /// Disarms the waker (so a later `wake()` stays pending for the next sleep instead of
-        /// being swallowed by this finished one), then resumes.
         /// Resumes the sleeping task. Its waker stays armed: a wake later finds the sleeper
         /// gone and stays pending (``Waker/wake()``), which spares every tick the waker's lock.
         func resume(with result: Result<WakeReason, any Error>) {
