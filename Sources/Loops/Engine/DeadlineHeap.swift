@@ -99,12 +99,25 @@ package struct DeadlineHeap<Payload> {
         return true
     }
 
-    /// Reserves a handle and inserts an entry under it.
+    /// Inserts an entry under a new handle: what ``reserve()`` and
+    /// ``insert(deadline:payload:at:)`` do together, with one write of the slot and no
+    /// reservation to count (every sleep of a loop comes here).
     @discardableResult
     package mutating func insert(deadline: Int64, payload: Payload) -> Handle {
-        let handle = reserve()
-        insert(deadline: deadline, payload: payload, at: handle)
-        return handle
+        let ticket = nextTicket
+        nextTicket &+= 1
+        let position = Int32(records.count)
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[Int(slot)] = Slot(ticket: ticket, position: position, payload: payload)
+        } else {
+            slot = Int32(slots.count)
+            slots.append(Slot(ticket: ticket, position: position, payload: payload))
+        }
+        records.append(Record(deadline: deadline, ticket: ticket, slot: slot))
+        siftUp(records.count - 1)
+        return Handle(slot: slot, ticket: ticket)
     }
 
     /// Whether `handle` is reserved or inserted: a removal would end its sleep.
@@ -185,7 +198,8 @@ package struct DeadlineHeap<Payload> {
 
     private mutating func removeRecord(at index: Int) -> Payload? {
         let slot = Int(records[index].slot)
-        let payload = slots[slot].payload
+        // Moved out, not copied: no retain here and no release in `release(_:)`.
+        let payload = slots[slot].payload.take()
         let last = records.removeLast()
         if index < records.count {
             records[index] = last

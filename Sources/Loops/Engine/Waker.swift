@@ -4,7 +4,10 @@
 /// ends it when the task is cancelled. A wake that arrives while no sleep is in progress stays
 /// pending and ends the next sleep at once, so a wake is never lost between the loop reading
 /// its state and going to sleep.
-package final class Waker: Sendable {
+///
+/// A struct around its lock: copies share one state (an object of its own, around the lock,
+/// cost every loop 32 bytes).
+package struct Waker: Sendable {
     /// What ends the sleep in progress.
     private enum Interrupt {
         /// A kernel timer's sleep: no allocation per sleep, which a closure would cost.
@@ -31,9 +34,11 @@ package final class Waker: Sendable {
         case armed(Interrupt)
     }
 
-    private let state = LockedValue<State>(.idle)
+    private let state: LockedValue<State>
 
-    package init() {}
+    package init() {
+        state = LockedValue(.idle)
+    }
 
     /// Ends the sleep in progress, or the next one.
     package func wake() {
