@@ -400,6 +400,32 @@ extension EngineTests {
             #expect(engine.sleeperCount(on: .continuous) == 0)
         }
 
+        @Test("a run's sleep leaves its waker armed at its deadline; a wake after it ends the next sleep, and a wake during it ends it")
+        func runSleepWakerAfterDeadline() async throws {
+            let engine = SystemEngine()
+            let waker = Waker()
+            guard case .timer(let timer) = try engine.route(until: engine.now(.continuous) + Self.longDelay, on: .continuous) else {
+                Issue.record("a kernel engine routes a future deadline to its timer")
+                return
+            }
+            // The timer does not disarm the waker of a sleeper it wakes at its deadline: the
+            // wake below finds that sleeper gone and must stay pending for the next sleep.
+            let deadline = engine.now(.continuous) + Self.shortDelay
+            #expect(try await timer.sleep(until: deadline, interruptedBy: waker) == .deadlineReached)
+            waker.wake()
+            let started = ContinuousClock.now
+            #expect(try await timer.sleep(until: engine.now(.continuous) + Self.longDelay, interruptedBy: waker) == .interrupted)
+            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(timer.sleeperCount == 0)
+            // Armed again by a new sleep, the waker ends that one, however many stale arms came before.
+            let sleeper = Task { try await timer.sleep(until: engine.now(.continuous) + Self.longDelay, interruptedBy: waker) }
+            try #require(await waitUntil { timer.sleeperCount == 1 })
+            waker.wake()
+            #expect(try await sleeper.value == .interrupted)
+            #expect(timer.sleeperCount == 0)
+            #expect(engine.armedDeadline(on: .continuous) == nil)
+        }
+
         @Test("wakes and cancellations racing with deadlines resume every sleeper exactly once")
         func wakerRacesDeadline() async throws {
             let engine = SystemEngine()
