@@ -38,6 +38,7 @@ package final class TimerRegistry: Sendable {
         return nil
     }
 
+    /// Called under the lock, after `timer` went into `timers`, which keeps it alive.
     private func publish(_ timer: ClockTimer, for clock: EngineClock) {
         let reference = Unmanaged.passUnretained(timer)
         switch clock {

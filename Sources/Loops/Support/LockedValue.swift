@@ -37,6 +37,7 @@ package struct LockedValue<Value: ~Copyable>: @unchecked Sendable {
 /// callgrind); and one allocation instead of an object and a separate block saves 32 bytes
 /// per lock, three of which every loop holds.
 final class LockedStorage<Value: ~Copyable>: ManagedBuffer<pthread_mutex_t, Value> {
+    /// A new storage holding `value` behind an initialised mutex.
     static func make(_ value: consuming Value) -> LockedStorage<Value> {
         let storage = unsafeDowncast(
             LockedStorage<Value>.create(minimumCapacity: 1) { _ in pthread_mutex_t() },
@@ -58,6 +59,7 @@ final class LockedStorage<Value: ~Copyable>: ManagedBuffer<pthread_mutex_t, Valu
         }
     }
 
+    /// Runs `body` with exclusive access to the value.
     func withLock<Result, Failure: Error>(
         _ body: (inout Value) throws(Failure) -> Result
     ) throws(Failure) -> Result {
