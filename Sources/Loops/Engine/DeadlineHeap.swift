@@ -74,15 +74,8 @@ package struct DeadlineHeap<Payload> {
     /// Reserves a handle for an entry that will be inserted later with
     /// ``insert(deadline:payload:at:)`` (or given back with ``remove(_:)``).
     package mutating func reserve() -> Handle {
-        let ticket = nextTicket
-        nextTicket &+= 1
         reservations += 1
-        if let slot = freeSlots.popLast() {
-            slots[Int(slot)] = Slot(ticket: ticket, position: Self.reserved, payload: nil)
-            return Handle(slot: slot, ticket: ticket)
-        }
-        slots.append(Slot(ticket: ticket, position: Self.reserved, payload: nil))
-        return Handle(slot: Int32(slots.count - 1), ticket: ticket)
+        return place(position: Self.reserved, payload: nil)
     }
 
     /// Inserts an entry under a reserved handle.
@@ -104,20 +97,10 @@ package struct DeadlineHeap<Payload> {
     /// reservation to count (every sleep of a loop comes here).
     @discardableResult
     package mutating func insert(deadline: Int64, payload: Payload) -> Handle {
-        let ticket = nextTicket
-        nextTicket &+= 1
-        let position = Int32(records.count)
-        let slot: Int32
-        if let free = freeSlots.popLast() {
-            slot = free
-            slots[Int(slot)] = Slot(ticket: ticket, position: position, payload: payload)
-        } else {
-            slot = Int32(slots.count)
-            slots.append(Slot(ticket: ticket, position: position, payload: payload))
-        }
-        records.append(Record(deadline: deadline, ticket: ticket, slot: slot))
+        let handle = place(position: Int32(records.count), payload: payload)
+        records.append(Record(deadline: deadline, ticket: handle.ticket, slot: handle.slot))
         siftUp(records.count - 1)
-        return Handle(slot: slot, ticket: ticket)
+        return handle
     }
 
     /// Whether `handle` is reserved or inserted: a removal would end its sleep.
@@ -172,6 +155,19 @@ package struct DeadlineHeap<Payload> {
     }
 
     // MARK: - Internals
+
+    /// A new ticket in a free slot (or a new one) holding `position` and `payload`.
+    private mutating func place(position: Int32, payload: Payload?) -> Handle {
+        let ticket = nextTicket
+        nextTicket &+= 1
+        let slot = Slot(ticket: ticket, position: position, payload: payload)
+        if let free = freeSlots.popLast() {
+            slots[Int(free)] = slot
+            return Handle(slot: free, ticket: ticket)
+        }
+        slots.append(slot)
+        return Handle(slot: Int32(slots.count - 1), ticket: ticket)
+    }
 
     private func slotIndex(of handle: Handle) -> Int? {
         let slot = Int(handle.slot)
