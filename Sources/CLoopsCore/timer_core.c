@@ -23,14 +23,6 @@ static int valid_clock(cloops_clock clock) {
         || clock == CLOOPS_CLOCK_REALTIME;
 }
 
-int cloops_clock_now(cloops_clock clock, int64_t *out_ns) {
-    if (!valid_clock(clock) || out_ns == NULL) return EINVAL;
-    struct timespec ts;
-    if (clock_gettime(clockid_of(clock), &ts) != 0) return errno;
-    *out_ns = (int64_t)ts.tv_sec * 1000000000LL + (int64_t)ts.tv_nsec;
-    return 0;
-}
-
 int cloops_timer_create(cloops_clock clock, int *out_fd) {
     if (!valid_clock(clock) || out_fd == NULL) return EINVAL;
     int fd = timerfd_create(clockid_of(clock), TFD_NONBLOCK | TFD_CLOEXEC);

@@ -155,6 +155,11 @@ package final class ClockTimer: Sendable {
     /// interrupts the sleep at once, one after it finds the sleeper in the heap. Returns at
     /// once when the deadline has already been reached, and `.interrupted` at once when the
     /// task was cancelled before the sleep began (the cancellation woke `waker`).
+    ///
+    /// Never inlined: inlined into a loop's run, its continuation's context would become part
+    /// of the run's frame, which also lives while the body runs (a precision-mode loop then
+    /// needs a second 1-KB slab of the task allocator).
+    @inline(never)
     nonisolated(nonsending) package func sleep(until deadline: Int64, interruptedBy waker: Waker) async throws -> WakeReason {
         try await suspend(until: deadline, at: nil, waker: waker)
     }
@@ -191,6 +196,10 @@ package final class ClockTimer: Sendable {
     /// Inserts a sleeper and arms the fd if it is now the earliest: at `reservation` (whose
     /// waker was armed when it was reserved), or, with none, at a new handle with `waker` armed
     /// for it.
+    ///
+    /// Out of line: it runs inside the continuation's closure, and inlined there its
+    /// temporaries (the clock read's `timespec`) became part of the sleeping task's frame.
+    @inline(never)
     private func enqueue(_ sleeper: Sleeper, until deadline: Int64, at reservation: Handle?, waker: Waker?) {
         let result: Result<WakeReason, any Error>? = state.withLock { state in
             // As `reserve` does for a reserved sleep: a deadline already reached needs no wait.

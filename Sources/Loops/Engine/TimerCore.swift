@@ -58,10 +58,9 @@ package enum TimerCore {
     /// The three clocks always exist on Linux ≥ 2.6.39, so the call cannot fail for them;
     /// should it fail anyway, 0 is returned, which makes every deadline look far in the future
     /// for monotonic clocks and is re-checked at the next wake — never a crash.
+    @inline(__always)
     package static func now(_ clock: EngineClock) -> Int64 {
-        var nanoseconds: Int64 = 0
-        _ = cloops_clock_now(coreClock(clock), &nanoseconds)
-        return nanoseconds
+        cloops_clock_read(coreClock(clock))
     }
 
     /// A new non-blocking, close-on-exec timerfd on `clock`.
