@@ -39,14 +39,19 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     private let thread: PrecisionThread?
     /// Why the thread could not be started.
     private let startFailure: LoopError?
+    /// The thread's timers, also kept here: a sleep reaches them through one stored property
+    /// (through the thread's, the registry was retained and released on every sleep).
+    private let registry: TimerRegistry
 
     /// Starts a thread of its own, named `name` (as shown by `top -H` and debuggers).
     ///
     /// Creating an engine does not throw: if the system refuses the thread or its descriptors,
     /// loops on the engine end with a ``LoopError`` (through `onError`) on their first sleep.
     public init(name: String = "swift-loops.precise") {
+        let registry = TimerRegistry()
+        self.registry = registry
         do {
-            thread = try PrecisionThread(name: name, registry: TimerRegistry())
+            thread = try PrecisionThread(name: name, registry: registry)
             startFailure = nil
         } catch {
             thread = nil
@@ -73,10 +78,10 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
 
     /// Runs `job` on the engine's thread.
     public func enqueue(_ job: consuming ExecutorJob) {
-        if let thread {
-            thread.enqueue(UnownedJob(job))
-        } else {
-            globalConcurrentExecutor.enqueue(job)
+        // Optional chaining borrows the thread (binding it retained and released it per job).
+        let job = UnownedJob(job)
+        if thread?.enqueue(job) == nil {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
     }
 
@@ -124,9 +129,8 @@ extension PrecisionEngine: LoopEngine {
 
     /// The clock's timer on the engine's thread, or ``SleepRoute/reached`` (see ``LoopEngine``).
     package func route(until deadline: Int64, on clock: EngineClock) throws(LoopError) -> SleepRoute {
-        // Every sleep asks: the common answer through optional chaining, which borrows the
-        // thread where binding it with `if let` retained and released it.
-        if let route = thread?.registry.route(until: deadline, on: clock) { return route }
+        // Every sleep asks: the common answer without retaining the thread or the registry.
+        if thread != nil, let route = registry.route(until: deadline, on: clock) { return route }
         if let thread {
             return .timer(try thread.registry.timer(for: clock, watch: thread.watch))
         }
