@@ -45,9 +45,7 @@ struct LoopStateMachine {
         let slot: ScheduledInstant
         let following: ScheduledInstant?
         let version: UInt64
-        /// The randomized delay added to the slot (nanoseconds): the sleep ends at slot + delay.
-        var delay: Int64 = 0
-        /// The sleep's deadline on `clock`.
+        /// The sleep's deadline on `clock`: the slot plus its randomized delay.
         var deadline: Int64 = 0
         var clock = EngineClock.continuous
     }
@@ -94,12 +92,17 @@ struct LoopStateMachine {
     final class ExecutingRun {
         @exclusivity(unchecked) var run: Run
         @exclusivity(unchecked) var phase = Phase.starting
+        // The three flags follow the phase, in the bytes its alignment would leave empty.
+        /// Whether the run slept since its last body: back-to-back bodies yield in between.
+        @exclusivity(unchecked) var sleptSinceBody = false
+        /// Set while the run waits to retry its failed run store.
+        @exclusivity(unchecked) var waitingForStore = false
+        /// Whether the loop's logger took `.trace` lines when the iterations began.
+        @exclusivity(unchecked) var tracesIterations = false
         @exclusivity(unchecked) var position: SchedulePosition?
         /// What `nextIteration` reports.
         @exclusivity(unchecked) var next: ScheduledInstant?
         @exclusivity(unchecked) var backoff = Backoff()
-        /// Whether the run slept since its last body: back-to-back bodies yield in between.
-        @exclusivity(unchecked) var sleptSinceBody = false
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
         @exclusivity(unchecked) var lastRejected: Date?
@@ -107,10 +110,6 @@ struct LoopStateMachine {
         @exclusivity(unchecked) var iteration: IterationRecord?
         /// Lateness of the next body (set when a wake or decision makes it due).
         @exclusivity(unchecked) var pendingLateness: Int64 = 0
-        /// Set while the run waits to retry its failed run store.
-        @exclusivity(unchecked) var waitingForStore = false
-        /// Whether the loop's logger took `.trace` lines when the iterations began.
-        @exclusivity(unchecked) var tracesIterations = false
 
         init(_ run: Run) { self.run = run }
     }
@@ -141,13 +140,17 @@ struct LoopStateMachine {
     let intervalClock: EngineClock
     let policies: LoopPolicies
     private(set) var errorFilter = ErrorFilter.defaults
-    private(set) var beforeLoop: Hook?
-    private(set) var afterLoop: Hook?
-    private(set) var onError: ErrorHook?
+    /// The hooks and test overrides; nil until one is registered.
+    private var customizations: Customizations?
+    var beforeLoop: Hook? { customizations?.beforeLoop }
+    var afterLoop: Hook? { customizations?.afterLoop }
+    var onError: ErrorHook? { customizations?.onError }
     /// Returns a value in `0...upper`; replaceable so tests can pin the back-off.
-    private(set) var jitter: @Sendable (Double) -> Double = { Double.random(in: 0...$0) }
+    var jitter: @Sendable (Double) -> Double { customizations?.jitter ?? Self.randomJitter }
     /// Returns a value in `0...upper` nanoseconds for a randomized delay; replaceable for tests.
-    private(set) var randomDelay: @Sendable (Int64) -> Int64 = { Int64.random(in: 0...$0) }
+    var randomDelay: @Sendable (Int64) -> Int64 { customizations?.randomDelay ?? Self.randomNanoseconds }
+    private static let randomJitter: @Sendable (Double) -> Double = { upper in Double.random(in: 0...upper) }
+    private static let randomNanoseconds: @Sendable (Int64) -> Int64 = { upper in Int64.random(in: 0...upper) }
 
     // MARK: Lifecycle
 
@@ -159,8 +162,10 @@ struct LoopStateMachine {
     private(set) var currentLoop = 0
     private(set) var failed = false
     private(set) var statistics = Statistics()
-    /// The run store's claim under which the body runs.
-    private(set) var claim: SlotClaim?
+    /// The run store's claim under which the body runs; boxed, since only loops with a store
+    /// ever have one (inline, it cost every loop 40 bytes).
+    private var claimBox: Boxed<SlotClaim>?
+    var claim: SlotClaim? { claimBox?.value }
 
     init(
         schedule: Schedule,
@@ -185,14 +190,24 @@ struct LoopStateMachine {
 
     // MARK: Configuration events (they take effect at the run's next use of them)
 
-    mutating func register(beforeLoop hook: @escaping Hook) { beforeLoop = hook }
-    mutating func register(afterLoop hook: @escaping Hook) { afterLoop = hook }
-    mutating func register(onError handler: @escaping ErrorHook) { onError = handler }
+    mutating func register(beforeLoop hook: @escaping Hook) {
+        customizations = Customizations(customizations, changing: { $0.beforeLoop = hook })
+    }
+    mutating func register(afterLoop hook: @escaping Hook) {
+        customizations = Customizations(customizations, changing: { $0.afterLoop = hook })
+    }
+    mutating func register(onError handler: @escaping ErrorHook) {
+        customizations = Customizations(customizations, changing: { $0.onError = handler })
+    }
     mutating func addErrorTypes(_ types: [any Error.Type]) { errorFilter.add(types) }
     mutating func removeErrorTypes(_ types: [any Error.Type]) -> Bool { errorFilter.remove(types) }
     mutating func clearErrorTypes() { errorFilter.clear() }
-    mutating func replaceJitter(_ newJitter: @escaping @Sendable (Double) -> Double) { jitter = newJitter }
-    mutating func replaceRandomDelay(_ newRandom: @escaping @Sendable (Int64) -> Int64) { randomDelay = newRandom }
+    mutating func replaceJitter(_ newJitter: @escaping @Sendable (Double) -> Double) {
+        customizations = Customizations(customizations, changing: { $0.jitter = newJitter })
+    }
+    mutating func replaceRandomDelay(_ newRandom: @escaping @Sendable (Int64) -> Int64) {
+        customizations = Customizations(customizations, changing: { $0.randomDelay = newRandom })
+    }
 
     // MARK: Reading
 
@@ -501,7 +516,7 @@ struct LoopStateMachine {
     /// claim that had to wait for the store.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
         guard let executing = executing(id) else { return }
-        self.claim = claim
+        claimBox = Boxed(claim)
         if let record = executing.iteration {
             executing.iteration = IterationRecord(
                 iteration: record.iteration,
@@ -524,7 +539,7 @@ struct LoopStateMachine {
     /// The claimed body has ended (the store was told how): no token any more.
     mutating func claimReleased(_ id: UInt64) {
         guard executing(id) != nil else { return }
-        claim = nil
+        claimBox = nil
     }
 
     /// The store refused the slot (it ran, or runs, elsewhere): the iteration does not happen
@@ -702,7 +717,7 @@ struct LoopStateMachine {
                 // The first iteration of an interval loop waits for its delay like any other.
                 let following = next
                 let deadline = instant.addingClamped(delay)
-                return sleep(executing, until: deadline, on: intervalClock, slot: slot, following: following, delay: delay, rejected: rejected)
+                return sleep(executing, until: deadline, on: intervalClock, slot: slot, following: following, rejected: rejected)
             }
             executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
             executing.next = next
@@ -713,7 +728,7 @@ struct LoopStateMachine {
             return step
         case .sleep(let deadline, let clock, let slot, let following):
             let delay = randomizedDelay()
-            return sleep(executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, delay: delay, rejected: rejected)
+            return sleep(executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, rejected: rejected)
         }
     }
 
@@ -723,21 +738,28 @@ struct LoopStateMachine {
         on clock: EngineClock,
         slot: ScheduledInstant,
         following: ScheduledInstant?,
-        delay: Int64,
         rejected: [RejectedSlot]?
     ) -> Step {
         executing.phase = .sleeping(
-            PendingSlot(slot: slot, following: following, version: scheduleVersion, delay: delay, deadline: deadline, clock: clock)
+            PendingSlot(slot: slot, following: following, version: scheduleVersion, deadline: deadline, clock: clock)
         )
         executing.next = slot
         return Step(action: .sleep(deadline: deadline, clock: clock), rejectedSlots: rejected)
     }
 
-    /// The randomized delay of the next slot, in nanoseconds (0 without one).
+    /// The randomized delay of the next slot, in nanoseconds (0 without one). Inlined, with the
+    /// draw out of line: called out of line, it was handed a copy of the whole state machine
+    /// (200 bytes) on every decision.
+    @inline(__always)
     private func randomizedDelay() -> Int64 {
         guard let delay = policies.delay else { return 0 }
+        return Self.draw(delay, random: randomDelay)
+    }
+
+    @inline(never)
+    private static func draw(_ delay: LoopPolicies.Delay, random: @Sendable (Int64) -> Int64) -> Int64 {
         if let fixed = delay.fixedOffset { return fixed }
-        return delay.maximum > 0 ? min(max(randomDelay(delay.maximum), 0), delay.maximum) : 0
+        return delay.maximum > 0 ? min(max(random(delay.maximum), 0), delay.maximum) : 0
     }
 
     /// How late a wake for `pending` is: from its deadline (the slot plus its delay) to now.

@@ -7,16 +7,25 @@ struct LoopPolicies: Sendable {
         let fixedOffset: Int64?
     }
 
-    var failure = FailurePolicy.endLoop
-    var firstIteration = FirstIteration.atStart
-    var delay: Delay?
-    /// The per-iteration timeout in nanoseconds.
-    var timeout: Int64?
-    /// What a loop with a run store runs, at start, of the slots it missed while down.
-    var catchUp = CatchUp.none
+    /// The policies few loops set, boxed when one is (inline, they cost every loop 56 bytes).
+    private struct Rare: Sendable {
+        var delay: Delay?
+        var timeout: Int64?
+        var catchUp = CatchUp.none
+    }
+
+    private(set) var failure = FailurePolicy.endLoop
     /// Interval slots count from the Unix epoch on the wall clock: set for a loop with a run
     /// store (see ``Schedule/alignedToEpoch``).
-    var alignsToEpoch = false
+    private(set) var alignsToEpoch = false
+    private(set) var firstIteration = FirstIteration.atStart
+    private var rare: Boxed<Rare>?
+
+    var delay: Delay? { rare?.value.delay }
+    /// The per-iteration timeout in nanoseconds.
+    var timeout: Int64? { rare?.value.timeout }
+    /// What a loop with a run store runs, at start, of the slots it missed while down.
+    var catchUp: CatchUp { rare?.value.catchUp ?? .none }
 
     init() {}
 
@@ -36,7 +45,7 @@ struct LoopPolicies: Sendable {
         if case .all(let limit) = catchUp, !(1...CatchUp.maximumLimit).contains(limit) {
             throw LoopError(.invalidOption, "catchUp: .all(limit:) must be between 1 and \(CatchUp.maximumLimit), got \(limit)")
         }
-        self.catchUp = catchUp
+        var rare = Rare(catchUp: catchUp)
         self.alignsToEpoch = hasStore
         if let timeout {
             guard timeout > .zero else {
@@ -47,16 +56,17 @@ struct LoopPolicies: Sendable {
             guard !overflow, case (let total, false) = whole.addingReportingOverflow(attoseconds / 1_000_000_000) else {
                 throw LoopError(.invalidOption, "timeout must be at most 292 years, got \(timeout)")
             }
-            self.timeout = max(total, 1)
+            rare.timeout = max(total, 1)
         }
         if let randomizedDelay {
             let maximum = try randomizedDelay.validatedMaximum()
             if maximum > 0 {
-                delay = Delay(
+                rare.delay = Delay(
                     maximum: maximum,
                     fixedOffset: randomizedDelay.isFixed ? RandomizedDelay.fixedOffset(name: name, maximum: maximum) : nil
                 )
             }
         }
+        if rare.delay != nil || rare.timeout != nil || rare.catchUp != .none { self.rare = Boxed(rare) }
     }
 }
