@@ -58,16 +58,13 @@ final class LockedStorage<Value: ~Copyable>: ManagedBuffer<UInt32, Value> {
     func withLock<Result, Failure: Error>(
         _ body: (inout Value) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        // `withUnsafeMutablePointers` rethrows untyped errors: the outcome crosses it as a value.
-        let outcome: Swift.Result<Result, Failure> = withUnsafeMutablePointers { word, value in
-            cloops_lock(word)
-            defer { cloops_unlock(word) }
-            do throws(Failure) {
-                return .success(try body(&value.pointee))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try outcome.get()
+        // The pointers leave `withUnsafeMutablePointers`: the header and the element live in
+        // this object, which never moves and outlives the call. Calling `body` inside it instead
+        // meant carrying the outcome across it in a `Result` (it rethrows untyped errors): two
+        // more copies of every transition's step, under the lock.
+        let (word, value) = withUnsafeMutablePointers { ($0, $1) }
+        cloops_lock(word)
+        defer { cloops_unlock(word) }
+        return try body(&value.pointee)
     }
 }
