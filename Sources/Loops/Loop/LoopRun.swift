@@ -300,8 +300,18 @@ extension Loop {
     }
 
     /// Reports what a step says happened (outside the lock): misbehaving schedule answers,
-    /// missed ticks, the end of an iteration and the beginning of the next.
+    /// missed ticks, the end of an iteration and the beginning of the next. Inlined, with the
+    /// reporting out of line: most steps have nothing to report.
+    @inline(__always)
     func perform(_ step: LoopStateMachine.Step) -> LoopStateMachine.IterationAction {
+        if step.rejectedSlots != nil || step.missedTicks > 0 || step.traces || instruments != nil {
+            report(step)
+        }
+        return step.action
+    }
+
+    @inline(never)
+    private func report(_ step: LoopStateMachine.Step) {
         if let rejected = step.rejectedSlots { report(rejected) }
         if step.missedTicks > 0 {
             instruments?.missed(step.missedTicks)
@@ -322,7 +332,6 @@ extension Loop {
                 logger.trace("iteration begins", metadata: metadata(of: began))
             }
         }
-        return step.action
     }
 
     @inline(never)
