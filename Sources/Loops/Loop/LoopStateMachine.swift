@@ -240,6 +240,13 @@ struct LoopStateMachine {
         return executing
     }
 
+    /// ``executing(_:)`` without a retain, for the two transitions of every tick: the lifecycle
+    /// keeps the run alive, and neither transition changes the lifecycle.
+    private func unretainedExecuting(_ id: UInt64) -> Unmanaged<ExecutingRun>? {
+        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return nil }
+        return Unmanaged.passUnretained(executing)
+    }
+
     /// The next iteration's instant; nil when idle or stopping.
     var nextInstant: ScheduledInstant? {
         switch lifecycle {
@@ -471,7 +478,11 @@ struct LoopStateMachine {
 
     /// Run `id`'s sleep ended for `reason`.
     mutating func woke(_ id: UInt64, reason: WakeReason, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
+        guard let run = unretainedExecuting(id) else { return Step(action: .end) }
+        return run._withUnsafeGuaranteedRef { woke($0, reason: reason, now: now) }
+    }
+
+    private mutating func woke(_ executing: ExecutingRun, reason: WakeReason, now: LoopNow) -> Step {
         executing.sleptSinceBody = true
         guard case .sleeping(let pending) = executing.phase else { return decideStep(executing, now: now) }
         // A wake so late that the following slot has passed too (the machine was suspended,
@@ -491,7 +502,11 @@ struct LoopStateMachine {
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
     mutating func bodySucceeded(_ id: UInt64, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
+        guard let run = unretainedExecuting(id) else { return Step(action: .end) }
+        return run._withUnsafeGuaranteedRef { bodySucceeded($0, now: now) }
+    }
+
+    private mutating func bodySucceeded(_ executing: ExecutingRun, now: LoopNow) -> Step {
         currentLoop += 1
         executing.backoff.reset()
         executing.sleptSinceBody = false
