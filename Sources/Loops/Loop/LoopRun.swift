@@ -38,7 +38,7 @@ extension Loop {
 
     /// The run under one cancellation handler instead of one per sleep: a cancellation ends
     /// the sleep in progress (or the next) through the waker, and the run checks for
-    /// cancellation after every sleep.
+    /// cancellation after every sleep that was interrupted.
     nonisolated(nonsending) private func runCancellably(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         await withTaskCancellationHandler {
             await runToCompletion(id, anchor: anchor)
