@@ -29,14 +29,6 @@ private final class StoreProbe: Sendable {
     var errorCodes: [LoopError.Code?] { errors.withLock { $0.map { ($0 as? LoopError)?.code } } }
 }
 
-/// Waits (real time, bounded) until `condition` holds.
-private func eventually(_ condition: () -> Bool) async -> Bool {
-    for _ in 0..<2000 {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(1))
-    }
-    return condition()
-}
 
 @Suite("Loops with a run store: claims, skipped slots, lapsed slots, catch-up (virtual time)")
 struct LoopStoreTests {
@@ -172,9 +164,9 @@ struct LoopStoreTests {
         probe.attach(to: loop)
         try loop.start()
         await clock.advance(by: .seconds(1))
-        #expect(await eventually { store.waitingForLoss == 1 })
+        #expect(await waitUntil { store.waitingForLoss == 1 })
         store.lose(token: 1)
-        #expect(await eventually { !loop.isRunning })
+        #expect(await waitUntil { !loop.isRunning })
         #expect(cancelled.current == 1)
         #expect(probe.errorCodes == [.claimLost])
         #expect(loop.failed)
@@ -193,7 +185,7 @@ struct LoopStoreTests {
         let loop = try Loop(seconds: 5, count: 2, name: "job", store: store, clock: clock.loopClock) { _ in }
         try loop.start()
         await clock.advance(by: .seconds(10))
-        #expect(await eventually { !loop.isRunning })
+        #expect(await waitUntil { !loop.isRunning })
         #expect(store.waitingForLoss == 0)
         #expect(store.completions.count == 2)
     }
@@ -251,11 +243,11 @@ struct LoopStoreTests {
             let loop = try kind.make(store, catchUp, clock.loopClock) { probe.body($0) }
             try loop.start()
             await clock.advance(by: .zero)
-            #expect(await eventually { probe.slots.count >= expected.count })
+            #expect(await waitUntil { probe.slots.count >= expected.count })
             let caughtUp = probe.slots.filter { ($0 ?? .distantFuture) < Self.origin }
             #expect(caughtUp == expected, "\(kind.name) \(catchUp)")
             loop.cancel()
-            #expect(await eventually { !loop.isRunning })
+            #expect(await waitUntil { !loop.isRunning })
         }
     }
 }

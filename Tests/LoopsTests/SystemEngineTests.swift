@@ -460,15 +460,6 @@ private final class WakeSequence: Sendable {
     func next() -> Int { counter.add(1, ordering: .relaxed).newValue }
 }
 
-/// Polls `condition` every 2 ms for up to `timeout`.
-fileprivate func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
-    let end = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= end { return false }
-        try? await Task.sleep(for: .milliseconds(2))
-    }
-    return true
-}
 
 /// The number of timerfds open in this process.
 fileprivate func openTimerDescriptors() -> Int {

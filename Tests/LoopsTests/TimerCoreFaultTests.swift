@@ -115,16 +115,6 @@ extension EngineTests {
 
         static func systemTimer(_ message: String) -> LoopError { LoopError(.systemTimer, message) }
 
-        /// Polls `condition` every 2 ms for up to 5 s.
-        static func waitUntil(_ condition: () -> Bool) async -> Bool {
-            let end = ContinuousClock.now + .seconds(5)
-            while !condition() {
-                if ContinuousClock.now >= end { return false }
-                try? await Task.sleep(for: .milliseconds(2))
-            }
-            return true
-        }
-
         /// Tick n ran no earlier than n intervals after `start` (the grid is anchored at the
         /// `start()` call), and the last one not absurdly late: the schedule was kept.
         static func expectOnGrid(_ instants: [ContinuousClock.Instant], from start: ContinuousClock.Instant) {
@@ -191,11 +181,11 @@ extension EngineTests {
             // 300 ms: the fault is armed well before `sooner` wakes.
             let sooner = try Loop(seconds: 0.3, count: 2, clock: engine.clock(.continuous)) { _ in }
             let laterTask = try later.start()
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .continuous) == 1 })
+            #expect(await waitUntil { engine.sleeperCount(on: .continuous) == 1 })
             // Armed for `sooner` (its first sleep) without a fault; the next call re-arms for
             // `later` once `sooner` woke, and fails.
             let soonerTask = try sooner.start()
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .continuous) == 2 })
+            #expect(await waitUntil { engine.sleeperCount(on: .continuous) == 2 })
             let fault = try Fault.arm(.timerfdSettime, target: fd, errno: EINVAL)
             defer { fault.clear() }
             await laterTask.value
@@ -214,17 +204,17 @@ extension EngineTests {
             let base = engine.now(.continuous)
             let far = base + 60_000_000_000
             let remaining = Task { try await engine.sleep(until: far, on: .continuous, waker: nil) }
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .continuous) == 1 })
+            #expect(await waitUntil { engine.sleeperCount(on: .continuous) == 1 })
             // 300 ms: cancelled well before it wakes.
             let cancelled = Task { try await engine.sleep(until: base + 300_000_000, on: .continuous, waker: nil) }
-            #expect(await Self.waitUntil { engine.armedDeadline(on: .continuous).map { $0 < far } ?? false })
+            #expect(await waitUntil { engine.armedDeadline(on: .continuous).map { $0 < far } ?? false })
             let fault = try Fault.arm(.timerfdSettime, target: fd, errno: EINVAL)
             defer { fault.clear() }
             cancelled.cancel()
             await #expect(throws: CancellationError.self) { try await cancelled.value }
             #expect(fault.fired == 1)
             // The fd still fires at the cancelled deadline; that wake re-arms for the sleeper left.
-            #expect(await Self.waitUntil { engine.armedDeadline(on: .continuous).map { $0 >= far } ?? false })
+            #expect(await waitUntil { engine.armedDeadline(on: .continuous).map { $0 >= far } ?? false })
             #expect(engine.sleeperCount(on: .continuous) == 1)
             remaining.cancel()
             _ = try? await remaining.value
@@ -256,16 +246,16 @@ extension EngineTests {
             // The top of every hour: not within this test.
             let loop = try probe.loop(try .calendar("*-*-* *:00:00 UTC"), clock: LoopClock(engine: engine, intervalClock: .continuous))
             let task = try loop.start()
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .realtime) == 1 && loop.nextIteration != nil })
+            #expect(await waitUntil { engine.sleeperCount(on: .realtime) == 1 && loop.nextIteration != nil })
             let scheduled = loop.nextIteration
             let fd = try #require(engine.timerDescriptor(for: .realtime))
             let fault = try Fault.arm(.read, target: fd, errno: ECANCELED)
             defer { fault.clear() }
             try Fault.expireTimerNow(fd)
-            #expect(await Self.waitUntil { engine.wallClockStepCount == 1 })
+            #expect(await waitUntil { engine.wallClockStepCount == 1 })
             #expect(fault.fired == 1)
             // Woken with .clockStepped, recomputed, nothing due: asleep again on the same slot.
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .realtime) == 1 })
+            #expect(await waitUntil { engine.sleeperCount(on: .realtime) == 1 })
             #expect(loop.nextIteration == scheduled)
             #expect(engine.armedDeadline(on: .realtime) != nil)
             #expect(probe.ticks == 0 && probe.errors.isEmpty && probe.afterLoops == 0)
@@ -281,7 +271,7 @@ extension EngineTests {
             let probe = Probe()
             let loop = try probe.loop(.every(Self.long), clock: engine.clock(.suspending))
             let task = try loop.start()
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .suspending) == 1 })
+            #expect(await waitUntil { engine.sleeperCount(on: .suspending) == 1 })
             let fd = try #require(engine.system?.timerDescriptor(for: .suspending) ?? engine.precise?.timerDescriptor(for: .suspending))
             let fault = try Fault.arm(.read, target: fd, errno: EIO)
             defer { fault.clear() }
@@ -308,7 +298,7 @@ extension EngineTests {
             let probe = Probe()
             let loop = try probe.loop(.every(Self.long), clock: engine.clock(.continuous))
             let task = try loop.start()
-            #expect(await Self.waitUntil { engine.sleeperCount(on: .continuous) == 1 })
+            #expect(await waitUntil { engine.sleeperCount(on: .continuous) == 1 })
             let fault = try Fault.arm(.epollWait, target: epoll, errno: EBADF)
             defer { fault.clear() }
             // The thread is blocked in epoll_wait already: wake it so that it calls it again.
@@ -319,7 +309,7 @@ extension EngineTests {
             #expect(probe.errors == [failure])
             #expect(probe.afterLoops == 1)
             // Not retried (it would fail again, a busy spin): the thread is gone.
-            #expect(await Self.waitUntil { engine.system?.hasWaitingThreadExited ?? engine.precise!.hasStopped })
+            #expect(await waitUntil { engine.system?.hasWaitingThreadExited ?? engine.precise!.hasStopped })
             try await loop.start().value
             #expect(probe.errors == [failure, failure])
             #expect(probe.afterLoops == 2)
@@ -393,7 +383,7 @@ extension EngineTests {
             let task = try loop.start()
             try Fault.wakeThread(eventfd: eventfd)
             await task.value
-            #expect(await Self.waitUntil { fault.fired == 1 })
+            #expect(await waitUntil { fault.fired == 1 })
             #expect(probe.ticks == 3)
             #expect(probe.errors.isEmpty && probe.otherErrors.isEmpty)
         }

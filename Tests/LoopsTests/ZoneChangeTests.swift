@@ -250,12 +250,3 @@ struct ZoneChangeTests {
     }
 }
 
-/// Polls `condition` every 2 ms until it holds or `timeout` passes.
-private func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
-    let end = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= end { return false }
-        try? await Task.sleep(for: .milliseconds(2))
-    }
-    return true
-}
