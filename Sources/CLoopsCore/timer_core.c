@@ -2,6 +2,7 @@
 #include "CLoopsCore.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -105,6 +106,11 @@ int cloops_eventfd_create(int *out_fd) {
     if (fd < 0) return errno;
     *out_fd = fd;
     return 0;
+}
+
+int cloops_thread_set_name(const char *name) {
+    if (name == NULL) return EINVAL;
+    return pthread_setname_np(pthread_self(), name);
 }
 
 int cloops_eventfd_signal(int fd) {

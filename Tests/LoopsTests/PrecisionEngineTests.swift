@@ -137,6 +137,36 @@ extension EngineTests {
             engine.shutdown()  // idempotent
         }
 
+        @Test("a thread's name longer than the kernel keeps shows as its first 15 bytes, never cut inside a character")
+        func longNamesAreCut() async throws {
+            #expect(PrecisionThread.kernelName("loops-precise") == "loops-precise")
+            #expect(PrecisionThread.kernelName("prec-1234567890-and-more") == "prec-1234567890")
+            // "é" is two bytes: at bytes 15–16 it is left out whole; at 14–15 it is kept.
+            #expect(PrecisionThread.kernelName("prec-1234567890é") == "prec-1234567890")
+            #expect(PrecisionThread.kernelName("prec-123456789é") == "prec-123456789")
+            #expect(PrecisionThread.kernelName("prec-12345678é9") == "prec-12345678é")
+            #expect(PrecisionThread.kernelName("") == "")
+
+            let name = Self.uniqueName() + "-with-a-long-tail"
+            let engine = PrecisionEngine(name: name)
+            defer { engine.shutdown() }
+            _ = try await Self.descriptorsAfterOneSleep(engine)
+            #expect(Self.threadNames().contains(String(name.prefix(15))))
+        }
+
+        @Test("the engines' threads go by their documented names")
+        func defaultThreadNames() async throws {
+            let before = Self.threadNames().filter { $0 == "loops-engine" }.count
+            let system = SystemEngine()
+            _ = try await system.sleep(until: system.now(.continuous) + 1_000_000, on: .continuous, waker: nil)
+            #expect(Self.threadNames().filter { $0 == "loops-engine" }.count == before + 1)
+            let precise = PrecisionEngine()
+            defer { precise.shutdown() }
+            _ = try await Self.descriptorsAfterOneSleep(precise)
+            #expect(Self.threadNames().contains("loops-precise"))
+            withExtendedLifetime(system) {}
+        }
+
         @Test("releasing the last reference stops the thread and closes every descriptor")
         func releaseStopsThread() async throws {
             let name = Self.uniqueName()

@@ -68,6 +68,10 @@ int cloops_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms, 
 /// eventfd(2) with EFD_NONBLOCK | EFD_CLOEXEC, used to wake an epoll waiter.
 int cloops_eventfd_create(int *out_fd);
 
+/// pthread_setname_np(3) on the calling thread. The name must fit the kernel's 15 bytes
+/// (ERANGE otherwise); returns 0 or the error.
+int cloops_thread_set_name(const char *name);
+
 /// write(2) of 1 to an eventfd, retried on EINTR.
 int cloops_eventfd_signal(int fd);
 

@@ -29,8 +29,9 @@ import Musl
 /// thread and closes its descriptors when ``shutdown()`` is called or the last reference to
 /// it goes away.
 public final class PrecisionEngine: TaskExecutor, Sendable {
-    /// The engine of ``LoopClock/precise-type.property``; its thread starts the first time it is used.
-    public static let shared = PrecisionEngine(name: "swift-loops.precise")
+    /// The engine of ``LoopClock/precise-type.property``; its thread, `loops-precise`, starts the
+    /// first time it is used.
+    public static let shared = PrecisionEngine(name: "loops-precise")
 
     /// The thread; nil when it could not be started (the process is out of descriptors or
     /// threads): then every sleep fails with ``startFailure``, reported by the loop. Two
@@ -43,11 +44,12 @@ public final class PrecisionEngine: TaskExecutor, Sendable {
     /// (through the thread's, the registry was retained and released on every sleep).
     private let registry: TimerRegistry
 
-    /// Starts a thread of its own, named `name` (as shown by `top -H` and debuggers).
+    /// Starts a thread of its own, named `name` as shown by `top -H`, `ps -L` and debuggers:
+    /// Linux keeps the first 15 bytes of a thread's name, so a longer one is shown cut there.
     ///
     /// Creating an engine does not throw: if the system refuses the thread or its descriptors,
     /// loops on the engine end with a ``LoopError`` (through `onError`) on their first sleep.
-    public init(name: String = "swift-loops.precise") {
+    public init(name: String = "loops-precise") {
         let registry = TimerRegistry()
         self.registry = registry
         do {

@@ -113,6 +113,9 @@ final class PrecisionThread: Sendable {
             guard let raw else { return nil }
             let context = Unmanaged<ThreadContext>.fromOpaque(raw).takeRetainedValue()
             Thread.current.name = context.name
+            // Foundation's setter hands the whole name to `pthread_setname_np`, which refuses
+            // one longer than the kernel keeps (ERANGE) and leaves the creator's name in place.
+            _ = cloops_thread_set_name(PrecisionThread.kernelName(context.name))
             context.thread.runLoop()
             return nil
         }, context)
@@ -340,6 +343,24 @@ final class PrecisionThread: Sendable {
         for timer in registry.all { timer.close(failingSleepersWith: failure) }
         TimerCore.close(wakeDescriptor)
         TimerCore.close(epollDescriptor)
+    }
+}
+
+extension PrecisionThread {
+    /// The bytes of a thread's name the kernel keeps (`TASK_COMM_LEN` less its terminator).
+    static let kernelNameLength = 15
+
+    /// `name` cut to what the kernel keeps of a thread's name (shown by `top -H`, `ps -L`,
+    /// debuggers): its first 15 bytes of UTF-8, never splitting a character's encoding.
+    static func kernelName(_ name: String) -> String {
+        var kept = Substring.UnicodeScalarView()
+        var length = 0
+        for scalar in name.unicodeScalars {
+            length += UTF8.width(scalar)
+            if length > kernelNameLength { break }
+            kept.append(scalar)
+        }
+        return String(kept)
     }
 }
 

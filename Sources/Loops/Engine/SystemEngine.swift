@@ -10,7 +10,7 @@ import Musl
 ///
 /// Each clock gets a ``ClockTimer`` (deadline heap + timerfd armed at the earliest deadline)
 /// the first time something sleeps on it. How the engine waits for the timerfds is its
-/// ``WaitPath``: by default one thread of the engine blocks in `epoll_wait` over them and an
+/// ``WaitPath``: by default one thread of the engine (`loops-engine`) blocks in `epoll_wait` over them and an
 /// eventfd, sd_event-style, and resumes the sleepers whose deadlines passed — one hop from the
 /// kernel to the thread, one to the body's executor (2.0 voluntary context switches per tick,
 /// see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per timerfd on the
@@ -209,7 +209,7 @@ package final class SystemEngine: LoopEngine {
     private func startedWaitingThread() throws(LoopError) -> PrecisionThread {
         try waitingThread.withLock { (thread: inout PrecisionThread?) throws(LoopError) -> PrecisionThread in
             if let thread { return thread }
-            let started = try PrecisionThread(name: "swift-loops.engine", registry: registry)
+            let started = try PrecisionThread(name: "loops-engine", registry: registry)
             thread = started
             return started
         }
