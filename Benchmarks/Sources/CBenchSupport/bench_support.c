@@ -74,6 +74,15 @@ int bench_blocking_timer_wait(int fd, int64_t deadline_ns) {
     return cloops_timer_read(fd, &expirations);
 }
 
+int bench_blocking_timer_arm(int fd, int64_t deadline_ns) {
+    return cloops_timer_arm(fd, CLOOPS_CLOCK_BOOTTIME, deadline_ns);
+}
+
+int bench_blocking_timer_read(int fd) {
+    uint64_t expirations = 0;
+    return cloops_timer_read(fd, &expirations);
+}
+
 void bench_blocking_timer_close(int fd) {
     cloops_close(fd);
 }

@@ -35,7 +35,7 @@ func idleChild(_ implementation: Implementation) -> IdleResult {
         } catch {
             fail("cannot start the loop: \(error)")
         }
-    case .asyncFloor:
+    case .asyncFloor, .globalFloor:
         fail("the idle scenario has no async floor (its thread wakes only for its deadlines, as the raw floor's)")
     case .rawTimerfd:
         let thread = Thread {

@@ -112,6 +112,12 @@ func runTicks(_ implementation: Implementation, period: Int64, ticks: Int) -> Ti
         }
         recorder.finished.wait()
 
+    case .globalFloor:
+        runGlobalExecutorFloor(period: period, ticks: ticks) { deadline in
+            recorder.record(now: bootNow(), scheduled: deadline)
+        }
+        recorder.finished.wait()
+
     case .dispatchTimer:
         let queue = DispatchQueue(label: "bench.dispatch-timer")
         let timer = DispatchSource.makeTimerSource(queue: queue)

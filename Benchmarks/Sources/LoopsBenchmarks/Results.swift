@@ -7,6 +7,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
     case loopDispatch = "loop-dispatch"
     case rawTimerfd = "raw-timerfd"
     case asyncFloor = "async-floor"
+    case globalFloor = "global-floor"
     case dispatchTimer = "dispatch-timer"
     case taskSleep = "task-sleep"
 
@@ -18,6 +19,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         case .loopDispatch: "swift-loops Loop (DispatchSourceRead waker)"
         case .rawTimerfd: "raw timerfd loop (floor)"
         case .asyncFloor: "Swift task woken on a timerfd thread (async floor)"
+        case .globalFloor: "Swift task on the global executor, woken by a timerfd thread (default-mode floor)"
         case .dispatchTimer: "DispatchSourceTimer, leeway 0"
         case .taskSleep: "Task.sleep(until:) loop"
         }
@@ -28,7 +30,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         switch self {
         case .loopPrecise: .precise
         case .loopDispatch: .continuous.viaDispatchSource
-        case .loop, .rawTimerfd, .asyncFloor, .dispatchTimer, .taskSleep: .continuous
+        case .loop, .rawTimerfd, .asyncFloor, .globalFloor, .dispatchTimer, .taskSleep: .continuous
         }
     }
 }

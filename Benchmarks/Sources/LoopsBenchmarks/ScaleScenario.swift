@@ -129,7 +129,7 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
             }
         }
 
-    case .rawTimerfd, .asyncFloor:
+    case .rawTimerfd, .asyncFloor, .globalFloor:
         fail("the scale scenario has no floor implementation (one fd per loop)")
     }
 

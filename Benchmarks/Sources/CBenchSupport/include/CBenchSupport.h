@@ -45,6 +45,13 @@ int bench_blocking_timer_open(int *out_fd);
 /// of the raw floor does. Returns 0 or errno.
 int bench_blocking_timer_wait(int fd, int64_t deadline_ns);
 
+/// Arms a timerfd of bench_blocking_timer_open for `deadline_ns` (CLOCK_BOOTTIME), without
+/// waiting: another thread waits in bench_blocking_timer_read.
+int bench_blocking_timer_arm(int fd, int64_t deadline_ns);
+
+/// Blocks until a timerfd of bench_blocking_timer_open expires (retried on EINTR).
+int bench_blocking_timer_read(int fd);
+
 /// Closes a timerfd of bench_blocking_timer_open.
 void bench_blocking_timer_close(int fd);
 
