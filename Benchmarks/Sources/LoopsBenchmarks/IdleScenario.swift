@@ -35,8 +35,8 @@ func idleChild(_ implementation: Implementation) -> IdleResult {
         } catch {
             fail("cannot start the loop: \(error)")
         }
-    case .asyncFloor, .globalFloor:
-        fail("the idle scenario has no async floor (its thread wakes only for its deadlines, as the raw floor's)")
+    case .asyncFloor, .globalFloor, .loopQueue:
+        fail("the idle scenario has no async floors (their threads wake only for their deadlines, as the raw floor's) and no DispatchQueueExecutor row")
     case .rawTimerfd:
         let thread = Thread {
             var start = bench_usage()

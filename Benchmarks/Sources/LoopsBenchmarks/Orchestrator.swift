@@ -32,7 +32,7 @@ struct Orchestrator {
     // MARK: Scenarios
 
     private mutating func precision() {
-        let implementations: [Implementation] = [.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep]
+        let implementations: [Implementation] = [.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopQueue, .loopDispatch, .dispatchTimer, .taskSleep]
         var runs: [Implementation: [PrecisionResult]] = [:]
         // Interleaved, so that a noisy moment of the machine hits every implementation alike.
         for run in 1...3 {
@@ -135,7 +135,7 @@ struct Orchestrator {
     private mutating func idleAndCost(only: Set<String>) {
         // The async floors measure the cost of a tick, not wakeups: their threads wake only for
         // their deadlines, as the raw floor's does.
-        let idleImplementations = Implementation.allCases.filter { $0 != .asyncFloor && $0 != .globalFloor }
+        let idleImplementations = Implementation.allCases.filter { ![.asyncFloor, .globalFloor, .loopQueue].contains($0) }
         var idleProcesses: [(Implementation, Process, Pipe)] = []
         if only.isEmpty || only.contains("idle") {
             log("idle: all implementations side by side, 11 s")
@@ -148,7 +148,7 @@ struct Orchestrator {
         var costs: [CostResult] = []
         if only.isEmpty || only.contains("cost") {
             let target = strippedCopy()
-            for implementation in [Implementation.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopDispatch, .dispatchTimer, .taskSleep] {
+            for implementation in [Implementation.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopQueue, .loopDispatch, .dispatchTimer, .taskSleep] {
                 log("cost (callgrind): \(implementation.rawValue)")
                 if let cost = callgrind(implementation, executable: target) { costs.append(cost) }
             }

@@ -82,11 +82,13 @@ final class TickRecorder: @unchecked Sendable {
 func runTicks(_ implementation: Implementation, period: Int64, ticks: Int) -> TickRecorder {
     let recorder = TickRecorder(ticks: ticks)
     switch implementation {
-    case .loop, .loopPrecise, .loopDispatch:
+    case .loop, .loopPrecise, .loopDispatch, .loopQueue:
         let clock = implementation.loopClock
+        // A serial queue of its own, as DispatchSourceTimer's handler gets.
+        let executor = implementation == .loopQueue ? DispatchQueueExecutor(DispatchQueue(label: "bench.loop-queue")) : nil
         let loop: Loop
         do {
-            loop = try Loop(seconds: Double(period) / 1e9, count: ticks + 1, clock: clock) { _ in
+            loop = try Loop(seconds: Double(period) / 1e9, count: ticks + 1, clock: clock, executor: executor) { _ in
                 let now = bootNow()
                 recorder.recordLoop(now: now, period: period)
             }

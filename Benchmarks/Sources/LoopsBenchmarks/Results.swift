@@ -5,6 +5,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
     case loop = "loop"
     case loopPrecise = "loop-precise"
     case loopDispatch = "loop-dispatch"
+    case loopQueue = "loop-queue"
     case rawTimerfd = "raw-timerfd"
     case asyncFloor = "async-floor"
     case globalFloor = "global-floor"
@@ -17,6 +18,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         case .loop: "swift-loops Loop (default)"
         case .loopPrecise: "swift-loops Loop (precision mode)"
         case .loopDispatch: "swift-loops Loop (DispatchSourceRead waker)"
+        case .loopQueue: "swift-loops Loop (default, bodies on a DispatchQueueExecutor)"
         case .rawTimerfd: "raw timerfd loop (floor)"
         case .asyncFloor: "Swift task woken on a timerfd thread (async floor)"
         case .globalFloor: "Swift task on the global executor, woken by a timerfd thread (default-mode floor)"
@@ -30,7 +32,7 @@ enum Implementation: String, CaseIterable, Codable, Sendable {
         switch self {
         case .loopPrecise: .precise
         case .loopDispatch: .continuous.viaDispatchSource
-        case .loop, .rawTimerfd, .asyncFloor, .globalFloor, .dispatchTimer, .taskSleep: .continuous
+        case .loop, .loopQueue, .rawTimerfd, .asyncFloor, .globalFloor, .dispatchTimer, .taskSleep: .continuous
         }
     }
 }

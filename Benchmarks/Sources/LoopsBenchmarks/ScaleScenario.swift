@@ -129,8 +129,8 @@ func scaleChild(_ implementation: Implementation, loops: Int, period: Int64 = se
             }
         }
 
-    case .rawTimerfd, .asyncFloor, .globalFloor:
-        fail("the scale scenario has no floor implementation (one fd per loop)")
+    case .rawTimerfd, .asyncFloor, .globalFloor, .loopQueue:
+        fail("the scale scenario measures neither the floors (one fd per loop) nor loops on a DispatchQueueExecutor")
     }
 
     // CPU over the steady part (every loop started), RSS in the middle of it.
