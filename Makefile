@@ -41,7 +41,7 @@ test: system-packages
 
 ## Benchmarks against DispatchSourceTimer, Task.sleep and a raw timerfd loop (never part of
 ## `make test`): builds the separate Benchmarks/ package in release mode, runs every scenario
-## (about 6 minutes), writes bench-results/ and prints the tables.
+## (about 10 minutes), writes bench-results/ and prints the tables.
 bench: system-packages
 	@command -v valgrind >/dev/null 2>&1 || { \
 		echo "installing valgrind (for the engine-cost scenario)" >&2; \
