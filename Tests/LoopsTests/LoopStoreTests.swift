@@ -29,7 +29,6 @@ private final class StoreProbe: Sendable {
     var errorCodes: [LoopError.Code?] { errors.withLock { $0.map { ($0 as? LoopError)?.code } } }
 }
 
-
 @Suite("Loops with a run store: claims, skipped slots, lapsed slots, catch-up (virtual time)")
 struct LoopStoreTests {
     /// 2026-01-01T00:00:00Z, where every VirtualClock starts.

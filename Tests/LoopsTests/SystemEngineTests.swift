@@ -460,7 +460,6 @@ private final class WakeSequence: Sendable {
     func next() -> Int { counter.add(1, ordering: .relaxed).newValue }
 }
 
-
 /// The number of timerfds open in this process.
 fileprivate func openTimerDescriptors() -> Int {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []

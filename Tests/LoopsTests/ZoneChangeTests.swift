@@ -249,4 +249,3 @@ struct ZoneChangeTests {
         }.count
     }
 }
-

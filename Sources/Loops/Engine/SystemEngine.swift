@@ -10,10 +10,10 @@ import Musl
 ///
 /// Each clock gets a ``ClockTimer`` (deadline heap + timerfd armed at the earliest deadline)
 /// the first time something sleeps on it. How the engine waits for the timerfds is its
-/// ``WaitPath``: by default one thread of the engine (`loops-engine`) blocks in `epoll_wait` over them and an
-/// eventfd, sd_event-style, and resumes the sleepers whose deadlines passed — one hop from the
-/// kernel to the thread, one to the body's executor (2.0 voluntary context switches per tick,
-/// see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per timerfd on the
+/// ``WaitPath``: by default one thread of the engine (`loops-engine`) blocks in `epoll_wait`
+/// over them and an eventfd, sd_event-style, and resumes the sleepers whose deadlines passed —
+/// one hop from the kernel to the thread, one to the body's executor (2.0 voluntary context
+/// switches per tick, see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per timerfd on the
 /// engine's serial queue does the same through Dispatch (about 4 switches per tick). Bodies run
 /// on whatever executor their task uses either way; the waiting thread or queue only does the
 /// bookkeeping of a wake.
