@@ -34,6 +34,11 @@ extension EngineTests {
             return names
         }
 
+        /// The names of the threads not among `before` (a snapshot of ``threads()``).
+        static func namesOfThreads(startedSince before: [String: String]) -> [String] {
+            threads().filter { before[$0.key] == nil }.map(\.value)
+        }
+
         static func isOpen(_ descriptor: Int32) -> Bool { fcntl(descriptor, F_GETFD) != -1 }
 
         /// Opens the engine's continuous timer with one short sleep, and returns every
@@ -164,16 +169,15 @@ extension EngineTests {
         @Test("the engines' threads go by their documented names")
         func defaultThreadNames() async throws {
             // By thread id: an engine of an earlier test may still be ending its thread.
-            let before = Self.threads()
+            var before = Self.threads()
             let system = SystemEngine()
             _ = try await system.sleep(until: system.now(.continuous) + 1_000_000, on: .continuous, waker: nil)
-            let started = Self.threads().filter { before[$0.key] == nil }
-            #expect(started.values.contains("loops-engine"))
-            let beforePrecise = Self.threads()
+            #expect(Self.namesOfThreads(startedSince: before).contains("loops-engine"))
+            before = Self.threads()
             let precise = PrecisionEngine()
             defer { precise.shutdown() }
             _ = try await Self.descriptorsAfterOneSleep(precise)
-            #expect(Self.threads().filter { beforePrecise[$0.key] == nil }.values.contains("loops-precise"))
+            #expect(Self.namesOfThreads(startedSince: before).contains("loops-precise"))
             withExtendedLifetime(system) {}
         }
 

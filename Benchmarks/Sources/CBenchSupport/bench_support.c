@@ -67,13 +67,6 @@ int bench_blocking_timer_open(int *out_fd) {
     return 0;
 }
 
-int bench_blocking_timer_wait(int fd, int64_t deadline_ns) {
-    int code = cloops_timer_arm(fd, CLOOPS_CLOCK_BOOTTIME, deadline_ns);
-    if (code != 0) return code;
-    uint64_t expirations = 0;
-    return cloops_timer_read(fd, &expirations);
-}
-
 int bench_blocking_timer_arm(int fd, int64_t deadline_ns) {
     return cloops_timer_arm(fd, CLOOPS_CLOCK_BOOTTIME, deadline_ns);
 }
@@ -81,6 +74,12 @@ int bench_blocking_timer_arm(int fd, int64_t deadline_ns) {
 int bench_blocking_timer_read(int fd) {
     uint64_t expirations = 0;
     return cloops_timer_read(fd, &expirations);
+}
+
+int bench_blocking_timer_wait(int fd, int64_t deadline_ns) {
+    int code = bench_blocking_timer_arm(fd, deadline_ns);
+    if (code != 0) return code;
+    return bench_blocking_timer_read(fd);
 }
 
 void bench_blocking_timer_close(int fd) {

@@ -31,8 +31,12 @@ struct Orchestrator {
 
     // MARK: Scenarios
 
+    /// What the precision and engine-cost scenarios measure, in table order.
+    private static let perTickImplementations: [Implementation] = [.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopQueue, .loopDispatch, .dispatchTimer, .taskSleep]
+
+
     private mutating func precision() {
-        let implementations: [Implementation] = [.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopQueue, .loopDispatch, .dispatchTimer, .taskSleep]
+        let implementations = Self.perTickImplementations
         var runs: [Implementation: [PrecisionResult]] = [:]
         // Interleaved, so that a noisy moment of the machine hits every implementation alike.
         for run in 1...3 {
@@ -148,7 +152,7 @@ struct Orchestrator {
         var costs: [CostResult] = []
         if only.isEmpty || only.contains("cost") {
             let target = strippedCopy()
-            for implementation in [Implementation.rawTimerfd, .asyncFloor, .globalFloor, .loopPrecise, .loop, .loopQueue, .loopDispatch, .dispatchTimer, .taskSleep] {
+            for implementation in Self.perTickImplementations {
                 log("cost (callgrind): \(implementation.rawValue)")
                 if let cost = callgrind(implementation, executable: target) { costs.append(cost) }
             }

@@ -13,10 +13,10 @@ import Musl
 /// ``WaitPath``: by default one thread of the engine (`loops-engine`) blocks in `epoll_wait`
 /// over them and an eventfd, sd_event-style, and resumes the sleepers whose deadlines passed —
 /// one hop from the kernel to the thread, one to the body's executor (2.0 voluntary context
-/// switches per tick, see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per timerfd on the
-/// engine's serial queue does the same through Dispatch (about 4 switches per tick). Bodies run
-/// on whatever executor their task uses either way; the waiting thread or queue only does the
-/// bookkeeping of a wake.
+/// switches per tick, see Documentation/Performance.md). Opt-in, a `DispatchSourceRead` per
+/// timerfd on the engine's serial queue does the same through Dispatch (about 4 switches per
+/// tick). Bodies run on whatever executor their task uses either way; the waiting thread or
+/// queue only does the bookkeeping of a wake.
 ///
 /// The realtime clock's reader also watches the localtime link (``ZoneWatcher``): a change of
 /// the system's time zone wakes every realtime sleeper with `.clockStepped`, as a step of the
