@@ -58,7 +58,8 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// Starts `executable` (a path; no `PATH` search) with `arguments`.
     ///
     /// - Parameters:
-    ///   - environment: the child's whole environment; nil: the test process's.
+    ///   - environment: the child's whole environment; nil: the test process's, without the
+    ///     systemd variables (``inheritedEnvironment``).
     ///   - workingDirectory: the child's working directory; nil: the test process's.
     public init(
         _ executable: String,
@@ -109,7 +110,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &noSignal)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let environment = environment ?? ProcessInfo.processInfo.environment
+        let environment = environment ?? Self.inheritedEnvironment
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -137,9 +138,24 @@ public final class SpawnedProcess: @unchecked Sendable {
         return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
     }()
 
-    /// The test process's environment with `changes` applied (a nil value removes a variable).
-    public static func environment(with changes: [String: String?]) -> [String: String] {
+    /// The variables of the service manager's protocol, which tests of the in-process notifier
+    /// set in this process's environment for a moment (`setenv`).
+    static let systemdVariables = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]
+
+    /// The test process's environment without ``systemdVariables``: a child spawned while such
+    /// a test runs in parallel must not inherit its notify socket. `systemd-analyze`, given one,
+    /// sends to it and blocks once its queue is full (the test no longer reads it): an oracle
+    /// test then waited two minutes for a child that could not end.
+    public static var inheritedEnvironment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
+        for key in systemdVariables { environment[key] = nil }
+        return environment
+    }
+
+    /// The test process's environment, without the systemd variables (``inheritedEnvironment``),
+    /// with `changes` applied (a nil value removes a variable).
+    public static func environment(with changes: [String: String?]) -> [String: String] {
+        var environment = inheritedEnvironment
         for (key, value) in changes { environment[key] = value }
         return environment
     }
