@@ -24,6 +24,27 @@ struct LoopIntervalTests {
         await clock.settle()
     }
 
+    @Test("intervals made once and shared between loops keep the parts each loop was given, past the shared ones too")
+    func sharedIntervalsKeepTheirParts() throws {
+        // 0.1 + 0.2 and 0.3 are different parts; 60 s and 1 min are the same interval written
+        // differently. Each loop reports its own parts, however many intervals came before.
+        let sum = 0.1 + 0.2
+        for round in 0..<2 {
+            for extra in 0..<80 {
+                let written = try Loop(seconds: Double(extra) + sum) { _ in }
+                #expect(written.seconds == Double(extra) + sum, "round \(round)")
+                let exact = try Loop(seconds: Double(extra) + 0.3) { _ in }
+                #expect(exact.seconds == Double(extra) + 0.3, "round \(round)")
+                let inMinutes = try Loop(seconds: Double(extra), minutes: 1) { _ in }
+                #expect(inMinutes.seconds == Double(extra) && inMinutes.minutes == 1, "round \(round)")
+                let inSeconds = try Loop(seconds: Double(extra) + 60) { _ in }
+                #expect(inSeconds.seconds == Double(extra) + 60 && inSeconds.minutes == 0, "round \(round)")
+                #expect(Schedule.every(.seconds(extra)) == Schedule.every(.seconds(extra)))
+                #expect(Schedule.every(.seconds(extra)) != Schedule.every(.seconds(extra + 1)))
+            }
+        }
+    }
+
     @Test("seconds, minutes and hours add up; only the total is validated (-1 s + 1 min = 59 s)")
     func componentsAddUp() async throws {
         let clock = VirtualClock()

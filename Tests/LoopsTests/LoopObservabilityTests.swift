@@ -52,6 +52,46 @@ struct LoopObservabilityTests {
         _ = unstarted
     }
 
+    @Test("Loop.registered holds a running loop nobody else keeps, lets it go when it ends, and keeps start order when places are reused")
+    func registryHoldsRunningLoopsAndReusesPlaces() async throws {
+        let clock = VirtualClock()
+        // Started and dropped at once: only its run keeps it, and the registry lists it.
+        weak var dropped: Loop?
+        do {
+            let loop = try Loop(seconds: 5, count: 2, name: "dropped", clock: clock.loopClock) { _ in }
+            try loop.start()
+            dropped = loop
+        }
+        #expect(dropped != nil && Loop.registered.contains { $0 === dropped })
+        await clock.advance(by: .seconds(6))
+        #expect(await waitUntil { dropped == nil }, "a loop whose runs ended is held weakly")
+        // Places freed by deallocated loops are reused; the order stays the order of starts.
+        var loops: [Loop] = []
+        for index in 0..<6 {
+            let loop = try Loop(seconds: 5, count: 1, name: "reused \(index)", clock: clock.loopClock) { _ in }
+            try loop.start()
+            loops.append(loop)
+        }
+        await clock.advance(by: .seconds(1))
+        let firstThree = loops.prefix(3).map(ObjectIdentifier.init)
+        weak let released0 = loops[0]
+        weak let released1 = loops[1]
+        weak let released2 = loops[2]
+        loops.removeFirst(3)
+        #expect(await waitUntil { released0 == nil && released1 == nil && released2 == nil })
+        var later: [Loop] = []
+        for index in 0..<3 {
+            let loop = try Loop(seconds: 5, name: "later \(index)", clock: clock.loopClock) { _ in }
+            try loop.start()
+            later.append(loop)
+        }
+        let ours = Set((loops + later).map(ObjectIdentifier.init))
+        let listed = Loop.registered.map(ObjectIdentifier.init).filter { ours.contains($0) || firstThree.contains($0) }
+        #expect(listed == (loops + later).map(ObjectIdentifier.init))
+        for loop in later { loop.cancel() }
+        await clock.settle()
+    }
+
     @Test("status: activity, iteration, next iteration, last start and duration, last error, consecutive failures")
     func statusFollowsTheRun() async throws {
         let clock = VirtualClock()

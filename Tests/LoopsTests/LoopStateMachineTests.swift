@@ -48,6 +48,44 @@ struct LoopStateMachineTests {
         #expect(!state.isRunning)
     }
 
+    @Test("a run's task finds how to begin: at its admission's anchor, after its predecessor, or now once that one has ended")
+    func beginning() throws {
+        var state = machine()
+        let first = try state.admit(at: anchor(elapsed: 7, wall: 9), stopped: false)
+        guard case .at(let anchored) = state.beginning(of: first.id) else {
+            Issue.record("a run admitted while idle begins at its admission")
+            return
+        }
+        #expect(anchored.elapsed == 7 && anchored.wall == Date(nanosecondsSince1970: 9))
+        // Once it has begun, its admission's anchor is spent.
+        #expect(!state.runBegins(first.id).isCancelled)
+        guard case .now = state.beginning(of: first.id) else {
+            Issue.record("a run past its start has no admission anchor left")
+            return
+        }
+        _ = state.requestCancel()
+        let second = try state.admit(at: anchor(elapsed: 20, wall: 20), stopped: false)
+        _ = state.requestCancel()
+        let third = try state.admit(at: anchor(elapsed: 30, wall: 30), stopped: false)
+        for admission in [second, third] {
+            let expected = try #require(admission.predecessor)
+            guard case .after(let predecessor) = state.beginning(of: admission.id), predecessor === expected else {
+                Issue.record("queued run \(admission.id) must await the completion of the run before it")
+                return
+            }
+        }
+        // Once the first has ended, the second begins now; the third still awaits it.
+        _ = state.runEnded(first.id)
+        guard case .now = state.beginning(of: second.id) else {
+            Issue.record("a run whose predecessor has ended begins at once, anchored then")
+            return
+        }
+        guard case .after = state.beginning(of: third.id) else {
+            Issue.record("the third still awaits the second")
+            return
+        }
+    }
+
     @Test("a task attached after cancel() is cancelled at once")
     func attachAfterCancel() throws {
         var state = machine()

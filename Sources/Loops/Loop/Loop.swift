@@ -31,6 +31,16 @@ public final class Loop: Sendable {
 
     let body: Body
     let clock: LoopClock
+    // The two flags follow the clock (18 bytes), in the bytes its alignment would leave empty:
+    // declared last, they took 8 bytes more and the object 16 more of the heap.
+    /// `store != nil`, kept as a flag: testing the optional existential copies it, twice a tick.
+    let recordsRuns: Bool
+    /// Whether each tick calls the body straight from the run's frame: no span, timeout or
+    /// run store to put around it.
+    let callsBodyDirectly: Bool
+    /// The loop's place in ``LoopRegistry``, -1 until its first start; read and written only
+    /// under the registry's lock. (After the flags, in bytes the layout leaves empty.)
+    @exclusivity(unchecked) nonisolated(unsafe) var registrySlot: Int32 = -1
     /// The injected logger as given. Loops that share a logger share its storage: giving each
     /// loop a copy with `loop.name` in its metadata cost 320 bytes per loop (a dictionary and a
     /// copy of the handler's box), for lines that are rare.
@@ -58,11 +68,6 @@ public final class Loop: Sendable {
     var timeout: Int64? { extras?.value.timeout }
     /// Where the loop records its runs and claims its slots; nil when it records nothing.
     public var store: (any RunStore)? { extras?.value.store }
-    /// `store != nil`, kept as a flag: testing the optional existential copies it, twice a tick.
-    let recordsRuns: Bool
-    /// Whether each tick calls the body straight from the run's frame: no span, timeout or
-    /// run store to put around it.
-    let callsBodyDirectly: Bool
     let state: LockedValue<LoopStateMachine>
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
     let waker = Waker()
@@ -303,7 +308,7 @@ public final class Loop: Sendable {
     }
 
     deinit {
-        LoopRegistry.shared.unregister(ObjectIdentifier(self))
+        LoopRegistry.shared.unregister(place: registrySlot)
     }
 
     // MARK: Running
@@ -336,8 +341,9 @@ public final class Loop: Sendable {
     /// (LoopsServiceLifecycle); `stopRequested` must not call back into the loop.
     package func run(stoppedAtAdmission stopRequested: () -> Bool) async throws {
         let admission = try admitRun(stopped: stopRequested)
+        let id = admission.id
         let runner = makeTask {
-            await self.execute(admission)
+            await self.execute(id)
         }
         attach(publicTask: nil, cancel: { runner.cancel() }, to: admission.id)
         let outcome = await withTaskCancellationHandler {
@@ -533,8 +539,9 @@ public final class Loop: Sendable {
     // MARK: Operating
 
     /// Every loop of the process that has been started (by `start()`, `run()` or `restart()`)
-    /// and not deallocated, in the order of their first start. The registry holds loops weakly:
-    /// it never keeps one alive.
+    /// and not deallocated, in the order of their first start. The registry never keeps a loop
+    /// alive: it holds a running loop, which its run keeps alive anyway, and lets go of it when
+    /// its runs have ended.
     public static var registered: [Loop] { LoopRegistry.shared.loops }
 
     /// A snapshot of the loop: name, schedule, what it does, iteration, next iteration, and the
@@ -611,8 +618,9 @@ public final class Loop: Sendable {
     /// Starts an admitted run in a task of its own and returns the task.
     @discardableResult
     private func launch(_ admission: LoopStateMachine.Admission) -> Task<Void, Never> {
+        let id = admission.id
         let task = makeTask {
-            _ = await self.execute(admission)
+            _ = await self.execute(id)
         }
         attach(publicTask: task, cancel: { task.cancel() }, to: admission.id)
         return task

@@ -13,19 +13,13 @@ enum RunOutcome: Sendable {
 }
 
 extension Loop {
-    /// Executes run `admission.id` from `beforeLoop` to `afterLoop`, in the run's own task: reports
-    /// each event to the state machine and performs the action it returns, outside the lock.
+    /// Executes run `id` from `beforeLoop` to `afterLoop`, in the run's own task: reports each
+    /// event to the state machine and performs the action it returns, outside the lock.
     /// Inlined into the task's closure: one frame fewer under a sleeping loop.
     @inline(__always)
-    func execute(_ admission: LoopStateMachine.Admission) async -> RunOutcome {
+    func execute(_ id: UInt64) async -> RunOutcome {
         // Only what the end of the run needs stays in this frame, which lives as long as the run.
-        let id = admission.id
-        let anchor: RunAnchor
-        if let predecessor = admission.predecessor {
-            anchor = await begin(after: predecessor)
-        } else {
-            anchor = admission.anchor
-        }
+        let anchor = await begin(id)
         let outcome: RunOutcome
         if clock.engine.needsParticipation {
             outcome = await runParticipating(id, anchor: anchor)
@@ -47,12 +41,21 @@ extension Loop {
         }
     }
 
-    /// A run queued behind a cancelled one cannot begin before it has finished: its grid
-    /// begins then.
+    /// Where run `id`'s grid begins: at its admission, or, for a run queued behind a cancelled
+    /// one (which it cannot begin before), when that one has finished. Out of line: what it
+    /// needs to find out is not kept in `execute`'s frame, which lives as long as the run (kept
+    /// there, it cost a sleeping loop a second 1-KB slab of its task's allocator).
     @inline(never)
-    nonisolated(nonsending) private func begin(after predecessor: RunCompletion) async -> RunAnchor {
-        await predecessor.wait()
-        return RunAnchor(now: clock)
+    nonisolated(nonsending) private func begin(_ id: UInt64) async -> RunAnchor {
+        switch state.withLock({ $0.beginning(of: id) }) {
+        case .at(let admitted):
+            return admitted
+        case .after(let predecessor):
+            await predecessor.wait()
+            return RunAnchor(now: clock)
+        case .now:
+            return RunAnchor(now: clock)
+        }
     }
 
     /// The run as a participant of virtual time.
@@ -72,6 +75,7 @@ extension Loop {
             break
         case .deactivateEngine:
             clock.engine.loopDidDeactivate()
+            LoopRegistry.shared.runsEnded(self)
         case .handOver(let completion):
             completion.finish()
         }

@@ -23,20 +23,39 @@ struct LoopStateMachine {
     }
 
     /// What the executing run is doing.
+    ///
+    /// The iteration whose body runs is the payload of the two phases that have one, not a
+    /// field beside the phase: a sleeping run has none, so the pending slot and the iteration
+    /// share their bytes (a field of its own cost every loop 64 bytes).
     enum Phase {
-        /// Accepted, its task not yet past its predecessor.
-        case starting
+        /// Accepted, its task not yet past its predecessor. `anchor`: when the run was
+        /// accepted, for a run accepted while the loop was idle (its grid begins there); nil
+        /// for a run that was queued behind another (its grid begins when it begins).
+        case starting(anchor: RunAnchor?)
         case beforeLoop
-        /// Sleeping until the slot of `pending` (or, `retrying`, until the back-off of a handled
-        /// error has passed).
+        /// Sleeping until the slot of `pending`.
         case sleeping(PendingSlot)
-        case retrying
-        case body
+        /// Sleeping until the back-off of a handled error has passed, then running the body
+        /// of `iteration` again.
+        case retrying(IterationRecord?)
+        /// Running the body of `iteration`; nil once that body has ended (or its slot was
+        /// refused) and before the run decides what comes next.
+        case body(IterationRecord?)
         case afterLoop
 
         var isRetrying: Bool {
             if case .retrying = self { return true }
             return false
+        }
+
+        /// The iteration whose body runs or is retried.
+        var iteration: IterationRecord? {
+            switch self {
+            case .body(let iteration), .retrying(let iteration):
+                return iteration
+            case .starting, .beforeLoop, .sleeping, .afterLoop:
+                return nil
+            }
         }
     }
 
@@ -68,10 +87,19 @@ struct LoopStateMachine {
 
     /// What the registry reports about the runs so far (kept across runs).
     struct Statistics: Sendable {
+        // `Int64.min` for none: two optionals took 32 bytes with their padding, in every loop.
+        private var lastStartOrMin = Int64.min
+        private var lastDurationOrMin = Int64.min
         /// Wall-clock nanoseconds when the latest body attempt began.
-        var lastStart: Int64?
-        /// How long the latest finished body attempt took, in nanoseconds.
-        var lastDuration: Int64?
+        var lastStart: Int64? {
+            get { lastStartOrMin == .min ? nil : lastStartOrMin }
+            set { lastStartOrMin = newValue ?? .min }
+        }
+        /// How long the latest finished body attempt took, in nanoseconds (never negative).
+        var lastDuration: Int64? {
+            get { lastDurationOrMin == .min ? nil : lastDurationOrMin }
+            set { lastDurationOrMin = newValue ?? .min }
+        }
         /// The error of the latest failed body attempt (handled or not; cleared by a success).
         var lastError: (any Error)?
         /// Body attempts that threw since the last success (retried ones included).
@@ -90,8 +118,10 @@ struct LoopStateMachine {
     /// ~80 instructions), and only the state machine's transitions, one at a time under the
     /// lock and none overlapping another's access, ever touch them.
     final class ExecutingRun {
+        // In declaration order, which is the layout's: each field starts where the one before
+        // it ends, padded only to its own alignment.
         @exclusivity(unchecked) var run: Run
-        @exclusivity(unchecked) var phase = Phase.starting
+        @exclusivity(unchecked) var phase: Phase
         // The three flags follow the phase, in the bytes its alignment would leave empty.
         /// Whether the run slept since its last body: back-to-back bodies yield in between.
         @exclusivity(unchecked) var sleptSinceBody = false
@@ -106,12 +136,23 @@ struct LoopStateMachine {
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
         @exclusivity(unchecked) var lastRejected: Date?
-        /// Set while a body runs or is retried.
-        @exclusivity(unchecked) var iteration: IterationRecord?
-        /// Lateness of the next body (set when a wake or decision makes it due).
-        @exclusivity(unchecked) var pendingLateness: Int64 = 0
 
-        init(_ run: Run) { self.run = run }
+        init(_ run: Run, anchor: RunAnchor? = nil) {
+            self.run = run
+            self.phase = .starting(anchor: anchor)
+        }
+
+        /// The iteration whose body runs or is retried (``Phase/iteration``).
+        var iteration: IterationRecord? { phase.iteration }
+
+        /// Replaces the iteration of the phase that has one; other phases have none to replace.
+        func replaceIteration(with iteration: IterationRecord?) {
+            switch phase {
+            case .body: phase = .body(iteration)
+            case .retrying: phase = .retrying(iteration)
+            case .starting, .beforeLoop, .sleeping, .afterLoop: break
+            }
+        }
     }
 
     enum Lifecycle {
@@ -138,6 +179,10 @@ struct LoopStateMachine {
     /// The policy the user chose; nil means the default of the schedule's kind.
     let missedTicksChoice: MissedTickPolicy?
     let intervalClock: EngineClock
+    /// True from an unhandled error until the next run begins. Declared here, beside the
+    /// one-byte fields above, where the layout has room for it: among the lifecycle's fields
+    /// it cost 8 bytes of padding.
+    private(set) var failed = false
     let policies: LoopPolicies
     private(set) var errorFilter = ErrorFilter.defaults
     /// The hooks and test overrides; nil until one is registered.
@@ -160,7 +205,6 @@ struct LoopStateMachine {
     private(set) var task: Task<Void, Never>?
     /// Kept after a run ends, reset when the next one begins.
     private(set) var currentLoop = 0
-    private(set) var failed = false
     private(set) var statistics = Statistics()
     /// The run store's claim under which the body runs; boxed, since only loops with a store
     /// ever have one (inline, it cost every loop 40 bytes).
@@ -305,7 +349,7 @@ struct LoopStateMachine {
         let predecessor: RunCompletion?
         switch lifecycle {
         case .idle:
-            lifecycle = .running(ExecutingRun(run), queued: [])
+            lifecycle = .running(ExecutingRun(run, anchor: anchor), queued: [])
             currentLoop = 0
             failed = false
             // An idle loop's last run has finished already: nothing to await.
@@ -329,6 +373,31 @@ struct LoopStateMachine {
             predecessor: predecessor,
             anchor: anchor
         )
+    }
+
+    /// How a run begins, as its task finds it when it starts.
+    enum Beginning {
+        /// At once, its grid anchored at `anchor`: the run was accepted while the loop was idle.
+        case at(RunAnchor)
+        /// Once `predecessor` has finished: the run was accepted behind it.
+        case after(RunCompletion)
+        /// At once, its grid anchored now: the run it was queued behind has ended already.
+        case now
+    }
+
+    /// Run `id`'s task asks how to begin. What an ``Admission`` says, kept here instead of in
+    /// the task's closure: a closure that holds only the loop and the id is 48 bytes of heap
+    /// smaller, for as long as the run lasts.
+    func beginning(of id: UInt64) -> Beginning {
+        guard case .running(let executing, let queued) = lifecycle else { return .now }
+        if executing.run.id == id {
+            if case .starting(let anchor?) = executing.phase { return .at(anchor) }
+            return .now
+        }
+        guard let index = queued.firstIndex(where: { $0.id == id }) else { return .now }
+        // Each run's completion is made when the run after it is accepted.
+        let predecessor = index == 0 ? executing.run.completion : queued[index - 1].completion
+        return predecessor.map { .after($0) } ?? .now
     }
 
     /// What the caller of ``attach(publicTask:cancel:to:)`` does.
@@ -496,8 +565,7 @@ struct LoopStateMachine {
         guard onSchedule else { return decideStep(executing, now: now) }
         executing.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
         executing.next = pending.following
-        executing.pendingLateness = lateness(of: pending, now: now)
-        return beginBody(executing, now: now)
+        return beginBody(executing, lateness: lateness(of: pending, now: now), now: now)
     }
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
@@ -533,13 +601,13 @@ struct LoopStateMachine {
         guard let executing = executing(id) else { return }
         claimBox = Boxed(claim)
         if let record = executing.iteration {
-            executing.iteration = IterationRecord(
+            executing.replaceIteration(with: IterationRecord(
                 iteration: record.iteration,
                 scheduled: earlierSlot.map { .wall($0) } ?? record.scheduled,
                 started: now,
                 began: now.elapsed,
                 lateness: record.lateness
-            )
+            ))
             statistics.lastStart = now.wall
         }
     }
@@ -561,7 +629,7 @@ struct LoopStateMachine {
     /// and does not count; the run goes on with the next slot.
     mutating func slotRefused(_ id: UInt64, now: LoopNow) -> Step {
         guard let executing = executing(id) else { return Step(action: .end) }
-        executing.iteration = nil
+        executing.replaceIteration(with: nil)
         return decideStep(executing, now: now)
     }
 
@@ -573,8 +641,7 @@ struct LoopStateMachine {
         guard !executing.run.stopRequested else { return Step(action: .end) }
         if let count, currentLoop >= count { return Step(action: .end) }
         if let slot { executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
-        executing.pendingLateness = slot?.lateness(at: now) ?? 0
-        return beginBody(executing, now: now)
+        return beginBody(executing, lateness: slot?.lateness(at: now) ?? 0, now: now)
     }
 
     /// Records the end of a body attempt in the statistics.
@@ -588,7 +655,7 @@ struct LoopStateMachine {
         } else {
             statistics.lastError = nil
             statistics.consecutiveFailures = 0
-            executing.iteration = nil
+            executing.replaceIteration(with: nil)
         }
     }
 
@@ -620,15 +687,16 @@ struct LoopStateMachine {
             return .rethrow
         }
         let delay = executing.backoff.delay(now: now.elapsed, jitter: jitter)
-        executing.phase = .retrying
+        executing.phase = .retrying(executing.iteration)
         return .retry(deadline: now.elapsed.addingClamped(delay), clock: intervalClock, delay: delay)
     }
 
     /// The back-off of a retry has passed: the body runs again.
     mutating func retryDue(_ id: UInt64, now: LoopNow) {
         guard let executing = executing(id) else { return }
-        executing.phase = .body
-        executing.iteration?.started = now
+        var iteration = executing.iteration
+        iteration?.started = now
+        executing.phase = .body(iteration)
         statistics.lastStart = now.wall
     }
 
@@ -636,7 +704,7 @@ struct LoopStateMachine {
     /// goes on with the slot after the failed one.
     mutating func failureReported(_ id: UInt64, now: LoopNow) -> Step {
         guard let executing = executing(id) else { return Step(action: .end) }
-        executing.iteration = nil
+        executing.replaceIteration(with: nil)
         executing.backoff.reset()
         executing.sleptSinceBody = false
         return decideStep(executing, now: now)
@@ -680,7 +748,6 @@ struct LoopStateMachine {
     mutating func afterLoopBegins(_ id: UInt64) -> Hook? {
         guard let executing = executing(id) else { return nil }
         executing.phase = .afterLoop
-        executing.iteration = nil
         return afterLoop
     }
 
@@ -736,8 +803,7 @@ struct LoopStateMachine {
             }
             executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
             executing.next = next
-            executing.pendingLateness = slot.lateness(at: now)
-            var step = beginBody(executing, now: now)
+            var step = beginBody(executing, lateness: slot.lateness(at: now), now: now)
             step.rejectedSlots = rejected
             step.missedTicks = decision.missedTicks
             return step
@@ -802,21 +868,23 @@ struct LoopStateMachine {
         )
     }
 
-    private mutating func beginBody(_ executing: ExecutingRun, now: LoopNow) -> Step {
-        executing.phase = .body
+    /// The body of the slot at `executing.position` begins, `lateness` nanoseconds after the
+    /// instant the run meant to wake.
+    private mutating func beginBody(_ executing: ExecutingRun, lateness: Int64, now: LoopNow) -> Step {
         var scheduled: ScheduledInstant?
         if let position = executing.position, case .slot(let slot) = position.basis { scheduled = slot }
-        executing.iteration = IterationRecord(
+        let iteration = IterationRecord(
             iteration: currentLoop,
             scheduled: scheduled,
             started: now,
             began: now.elapsed,
-            lateness: executing.pendingLateness
+            lateness: lateness
         )
+        executing.phase = .body(iteration)
         statistics.lastStart = now.wall
         return Step(
             action: .runBody(yieldFirst: !executing.sleptSinceBody),
-            began: executing.iteration,
+            began: iteration,
             traces: executing.tracesIterations
         )
     }
@@ -836,8 +904,8 @@ struct LoopStateMachine {
         switch executing.phase {
         case .starting, .beforeLoop, .afterLoop:
             return .healthy
-        case .body, .retrying:
-            guard let stallTimeout, let iteration = executing.iteration else { return .healthy }
+        case .body(let iteration), .retrying(let iteration):
+            guard let stallTimeout, let iteration else { return .healthy }
             let running = now.elapsed.subtractingClamped(iteration.began)
             guard running > stallTimeout else { return .healthy }
             let activity: LoopActivity = executing.phase.isRetrying ? .retrying : .runningBody

@@ -29,7 +29,7 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     ///
     /// The interval is validated when a ``Loop`` is created with it: a negative one throws.
     public static func every(_ interval: Duration) -> Schedule {
-        Schedule(.every(IntervalRule(interval: interval, seconds: interval.seconds, minutes: 0, hours: 0)))
+        .every(IntervalRule(interval: interval, seconds: interval.seconds, minutes: 0, hours: 0))
     }
 
     /// Every `seconds + 60·minutes + 3600·hours`, keeping the three parts as given (a loop reports
@@ -39,7 +39,12 @@ public struct Schedule: Hashable, Sendable, CustomStringConvertible {
     /// - Throws: ``LoopError`` (`.invalidInterval`) naming the bad part or total.
     static func every(seconds: Double, minutes: Double, hours: Double) throws -> Schedule {
         let interval = try RelativeInterval.validate(seconds: seconds, minutes: minutes, hours: hours)
-        return Schedule(.every(IntervalRule(interval: interval, seconds: seconds, minutes: minutes, hours: hours)))
+        return .every(IntervalRule(interval: interval, seconds: seconds, minutes: minutes, hours: hours))
+    }
+
+    /// The schedule of `rule`, shared with every loop of the same interval (``IntervalSchedules``).
+    private static func every(_ rule: IntervalRule) -> Schedule {
+        IntervalSchedules.schedule(for: rule) { Schedule(.every($0)) }
     }
 
     /// At each of `times` every day; duplicates are ignored and zones may be mixed.
