@@ -25,12 +25,19 @@ struct LoopStateMachineTests {
     func admission() throws {
         var state = machine()
         let first = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
-        #expect(first.activatesEngine && first.predecessor == nil)
+        #expect(first.activatesEngine)
+        guard case .at = state.beginning(of: first.id) else {
+            Issue.record("a run admitted while idle awaits nothing")
+            return
+        }
         #expect(throws: LoopError.self) { try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false) }
         #expect(state.requestCancel().isEmpty, "no task attached yet: nothing to cancel directly")
         let second = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         #expect(!second.activatesEngine)
-        let predecessor = try #require(second.predecessor, "the queued run awaits the first")
+        guard case .after(let predecessor) = state.beginning(of: second.id) else {
+            Issue.record("the queued run awaits the first")
+            return
+        }
         // The queued run is not cancelled: a third start is refused.
         #expect(throws: LoopError.self) { try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false) }
         // The first run ends: the second becomes the executing one, the loop stays running.
@@ -67,21 +74,28 @@ struct LoopStateMachineTests {
         let second = try state.admit(at: anchor(elapsed: 20, wall: 20), stopped: false)
         _ = state.requestCancel()
         let third = try state.admit(at: anchor(elapsed: 30, wall: 30), stopped: false)
-        for admission in [second, third] {
-            let expected = try #require(admission.predecessor)
-            guard case .after(let predecessor) = state.beginning(of: admission.id), predecessor === expected else {
-                Issue.record("queued run \(admission.id) must await the completion of the run before it")
-                return
-            }
+        guard case .after(let secondAwaits) = state.beginning(of: second.id),
+              case .after(let thirdAwaits) = state.beginning(of: third.id),
+              secondAwaits !== thirdAwaits else {
+            Issue.record("each queued run must await the completion of the run before it")
+            return
         }
-        // Once the first has ended, the second begins now; the third still awaits it.
-        _ = state.runEnded(first.id)
+        // Once the first has ended, the second begins now; the third still awaits the second.
+        guard case .handOver(let firstEnded) = state.runEnded(first.id), firstEnded === secondAwaits else {
+            Issue.record("the first run's end must finish what the second awaits")
+            return
+        }
         guard case .now = state.beginning(of: second.id) else {
             Issue.record("a run whose predecessor has ended begins at once, anchored then")
             return
         }
-        guard case .after = state.beginning(of: third.id) else {
+        guard case .after(let stillAwaits) = state.beginning(of: third.id), stillAwaits === thirdAwaits else {
             Issue.record("the third still awaits the second")
+            return
+        }
+        _ = state.runBegins(second.id)
+        guard case .handOver(let secondEnded) = state.runEnded(second.id), secondEnded === thirdAwaits else {
+            Issue.record("the second run's end must finish what the third awaits")
             return
         }
     }
@@ -106,7 +120,10 @@ struct LoopStateMachineTests {
         let restart = state.restart(at: anchor(elapsed: 5, wall: 5))
         #expect(restart.cancellations.count == 1, "the attached task is cancelled")
         #expect(state.isBeingCancelled)
-        let predecessor = try #require(restart.admission.predecessor, "the new run awaits the cancelled one")
+        guard case .after(let predecessor) = state.beginning(of: restart.admission.id) else {
+            Issue.record("the new run awaits the cancelled one")
+            return
+        }
         guard case .handOver(let handedOver) = state.runEnded(first.id), handedOver === predecessor else {
             Issue.record("the cancelled run's end must finish the completion the new run awaits")
             return
@@ -122,7 +139,7 @@ struct LoopStateMachineTests {
         var state = machine()
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: true)
         #expect(!state.runBegins(admission.id).isCancelled)
-        let step = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0))
+        let step = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 0), now: now(0))
         #expect(step.action == .end)
         #expect(state.nextInstant == nil)
     }
@@ -132,7 +149,7 @@ struct LoopStateMachineTests {
         var state = machine()
         let admission = try state.admit(at: anchor(elapsed: 10 * Self.second, wall: 0), stopped: false)
         _ = state.runBegins(admission.id)
-        #expect(state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(10 * Self.second)).action == .runBody(yieldFirst: true))
+        #expect(state.iterationsBegin(admission.id, anchor: anchor(elapsed: 10 * Self.second, wall: 0), now: now(10 * Self.second)).action == .runBody(yieldFirst: true))
         #expect(state.nextInstant == .elapsed(11 * Self.second))
         let afterBody = state.bodySucceeded(admission.id, now: now(10 * Self.second + 300_000_000))
         #expect(afterBody.action == .sleep(deadline: 11 * Self.second, clock: .continuous))
@@ -148,7 +165,7 @@ struct LoopStateMachineTests {
             var state = machine(missedTicks: policy)
             let admission = try state.admit(at: anchor(elapsed: 10 * Self.second, wall: 0), stopped: false)
             _ = state.runBegins(admission.id)
-            _ = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(10 * Self.second))
+            _ = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 10 * Self.second, wall: 0), now: now(10 * Self.second))
             _ = state.bodySucceeded(admission.id, now: now(10 * Self.second))
             // Woken at 13.5 s: slots 11, 12 and 13 s have passed.
             let step = state.woke(admission.id, reason: .deadlineReached, now: now(13 * Self.second + 500_000_000))
@@ -162,7 +179,7 @@ struct LoopStateMachineTests {
         var state = machine(count: 2)
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         _ = state.runBegins(admission.id)
-        _ = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0))
+        _ = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 0), now: now(0))
         #expect(state.bodySucceeded(admission.id, now: now(0)).action != .end)
         _ = state.woke(admission.id, reason: .deadlineReached, now: now(Self.second))
         #expect(state.bodySucceeded(admission.id, now: now(Self.second)).action == .end)
@@ -174,7 +191,7 @@ struct LoopStateMachineTests {
         var state = machine()
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         _ = state.runBegins(admission.id)
-        _ = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0))
+        _ = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 0), now: now(0))
         _ = state.bodySucceeded(admission.id, now: now(0))
         #expect(state.requestStop() == .wakeSleeper)
         #expect(state.nextInstant == nil)
@@ -186,7 +203,7 @@ struct LoopStateMachineTests {
         var state = machine(.every(.milliseconds(500)))
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         _ = state.runBegins(admission.id)
-        _ = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0))
+        _ = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 0), now: now(0))
         _ = state.bodySucceeded(admission.id, now: now(0))
         #expect(state.nextInstant == .elapsed(500_000_000))
         #expect(state.changeSchedule(to: .every(.milliseconds(250)), now: now(100_000_000)) == .wakeSleeper)
@@ -202,7 +219,7 @@ struct LoopStateMachineTests {
         state.replaceJitter { $0 }
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         _ = state.runBegins(admission.id)
-        _ = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0))
+        _ = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 0), now: now(0))
         let retry = state.bodyThrew(admission.id, error: Flaky(), now: now(0))
         #expect(retry == .retry(deadline: 2 * Self.second, clock: .continuous, delay: 2 * Self.second))
         struct Fatal: Error {}
@@ -259,7 +276,7 @@ struct LoopStateMachineTests {
         var state = machine(schedule)
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 2_000 * Self.second), stopped: false)
         _ = state.runBegins(admission.id)
-        let first = state.iterationsBegin(admission.id, anchor: admission.anchor, now: now(0, wall: 2_000 * Self.second))
+        let first = state.iterationsBegin(admission.id, anchor: anchor(elapsed: 0, wall: 2_000 * Self.second), now: now(0, wall: 2_000 * Self.second))
         // nextFire(onOrAfter: anchor) answers 1000 s: before the anchor, so it runs as an overrun
         // at now, and the following slot is searched from there: the schedule never gives one.
         #expect(first.action == .runBody(yieldFirst: true))

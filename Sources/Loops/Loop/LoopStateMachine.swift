@@ -303,12 +303,10 @@ struct LoopStateMachine {
 
     struct Admission {
         let id: UInt64
-        /// The loop was idle: the caller tells the engine it became active.
+        /// The loop was idle: the caller tells the engine it became active. (How the run
+        /// begins — at its anchor, or after the run before it — its task asks when it starts:
+        /// ``beginning(of:)``.)
         let activatesEngine: Bool
-        /// The run accepted just before this one, which this one awaits before it begins.
-        let predecessor: RunCompletion?
-        /// When the run was accepted: where its grid begins, unless it waits for a predecessor.
-        let anchor: RunAnchor
     }
 
     /// `start()` / `run()`: accepted when no run is active, or every active run is being
@@ -346,14 +344,14 @@ struct LoopStateMachine {
         let id = nextRunID
         nextRunID += 1
         let run = Run(id: id, stopRequested: stopped)
-        let predecessor: RunCompletion?
         switch lifecycle {
         case .idle:
+            // An idle loop's last run has finished already: the new one awaits nothing and its
+            // grid begins at `anchor`.
             lifecycle = .running(ExecutingRun(run, anchor: anchor), queued: [])
             currentLoop = 0
             failed = false
-            // An idle loop's last run has finished already: nothing to await.
-            predecessor = nil
+            return Admission(id: id, activatesEngine: true)
         case .running(let executing, var queued):
             // The run accepted last (queued, or the executing one) gets its completion now, so
             // that the runs form one chain in the order they were accepted.
@@ -365,14 +363,8 @@ struct LoopStateMachine {
             }
             queued.append(run)
             lifecycle = .running(executing, queued: queued)
-            predecessor = completion
+            return Admission(id: id, activatesEngine: false)
         }
-        return Admission(
-            id: id,
-            activatesEngine: predecessor == nil,
-            predecessor: predecessor,
-            anchor: anchor
-        )
     }
 
     /// How a run begins, as its task finds it when it starts.
@@ -385,9 +377,9 @@ struct LoopStateMachine {
         case now
     }
 
-    /// Run `id`'s task asks how to begin. What an ``Admission`` says, kept here instead of in
-    /// the task's closure: a closure that holds only the loop and the id is 48 bytes of heap
-    /// smaller, for as long as the run lasts.
+    /// Run `id`'s task asks how to begin, when it starts, instead of being told in its closure:
+    /// a closure that holds only the loop and the id is 48 bytes of heap smaller, for as long
+    /// as the run lasts.
     func beginning(of id: UInt64) -> Beginning {
         guard case .running(let executing, let queued) = lifecycle else { return .now }
         if executing.run.id == id {

@@ -59,8 +59,8 @@ final class LoopRegistry: Sendable {
     func runsEnded(_ loop: Loop) {
         entries.withLock { entries in
             let place = Int(loop.registrySlot)
-            guard place >= 0, let running = entries.places[place].running else { return }
-            entries.places[place].ended = running
+            guard place >= 0, entries.places[place].running != nil else { return }
+            entries.places[place].ended = loop
             entries.places[place].running = nil
         }
     }
