@@ -37,6 +37,22 @@ struct DeadlineHeapTests {
         #expect(order == [-1] + Array(0..<20))
     }
 
+    @Test("across the tickets' wrap, equal deadlines keep reservation order and handles stay exact")
+    func ticketsWrap() {
+        var heap = DeadlineHeap<Int>(firstTicket: UInt32.max - 9)
+        let late = heap.reserve()
+        var handles: [DeadlineHeap<Int>.Handle] = []
+        for payload in 0..<20 { handles.append(heap.insert(deadline: 7, payload: payload)) }
+        heap.insert(deadline: 7, payload: -1, at: late)
+        // Handles on both sides of the wrap name their own entries.
+        #expect(heap.remove(handles[5]) == 5)
+        #expect(heap.remove(handles[15]) == 15)
+        #expect(heap.remove(handles[15]) == nil)
+        var order: [Int] = []
+        while let entry = heap.popMinimum() { order.append(entry.payload) }
+        #expect(order == [-1] + Array(0..<20).filter { $0 != 5 && $0 != 15 })
+    }
+
     @Test("an arbitrary entry can be removed and the rest keep their order")
     func removeFromTheMiddle() {
         var heap = DeadlineHeap<String>()

@@ -25,16 +25,16 @@ struct LoopStateMachineTests {
     func admission() throws {
         var state = machine()
         let first = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
-        #expect(first.activatesEngine)
-        guard case .at = state.beginning(of: first.id) else {
+        #expect(first.foundLoopIdle)
+        guard case .at = state.beginning(of: first.id)?.beginning else {
             Issue.record("a run admitted while idle awaits nothing")
             return
         }
         #expect(throws: LoopError.self) { try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false) }
         #expect(state.requestCancel().isEmpty, "no task attached yet: nothing to cancel directly")
         let second = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
-        #expect(!second.activatesEngine)
-        guard case .after(let predecessor) = state.beginning(of: second.id) else {
+        #expect(!second.foundLoopIdle)
+        guard case .after(let predecessor) = state.beginning(of: second.id)?.beginning else {
             Issue.record("the queued run awaits the first")
             return
         }
@@ -59,23 +59,31 @@ struct LoopStateMachineTests {
     func beginning() throws {
         var state = machine()
         let first = try state.admit(at: anchor(elapsed: 7, wall: 9), stopped: false)
-        guard case .at(let anchored) = state.beginning(of: first.id) else {
+        guard case .at(let anchored) = state.beginning(of: first.id)?.beginning else {
             Issue.record("a run admitted while idle begins at its admission")
             return
         }
         #expect(anchored.elapsed == 7 && anchored.wall == Date(nanosecondsSince1970: 9))
-        // Once it has begun, its admission's anchor is spent.
-        #expect(!state.runBegins(first.id).isCancelled)
-        guard case .now = state.beginning(of: first.id) else {
+        // Its task, which is not told the id, finds it as the run that has not begun — also
+        // once runs are queued behind it.
+        _ = state.requestCancel()
+        let second = try state.admit(at: anchor(elapsed: 20, wall: 20), stopped: false)
+        guard let (found, foundBeginning) = state.beginning(of: nil), case .at(let foundAnchor) = foundBeginning else {
+            Issue.record("the task of a run admitted while idle finds its run")
+            return
+        }
+        #expect(found == first.id && foundAnchor.elapsed == 7)
+        // Once it has begun, its admission's anchor is spent, and no run waits to be found.
+        #expect(state.runBegins(first.id).isCancelled)
+        guard case .now = state.beginning(of: first.id)?.beginning else {
             Issue.record("a run past its start has no admission anchor left")
             return
         }
-        _ = state.requestCancel()
-        let second = try state.admit(at: anchor(elapsed: 20, wall: 20), stopped: false)
+        #expect(state.beginning(of: nil) == nil)
         _ = state.requestCancel()
         let third = try state.admit(at: anchor(elapsed: 30, wall: 30), stopped: false)
-        guard case .after(let secondAwaits) = state.beginning(of: second.id),
-              case .after(let thirdAwaits) = state.beginning(of: third.id),
+        guard case .after(let secondAwaits) = state.beginning(of: second.id)?.beginning,
+              case .after(let thirdAwaits) = state.beginning(of: third.id)?.beginning,
               secondAwaits !== thirdAwaits else {
             Issue.record("each queued run must await the completion of the run before it")
             return
@@ -85,11 +93,11 @@ struct LoopStateMachineTests {
             Issue.record("the first run's end must finish what the second awaits")
             return
         }
-        guard case .now = state.beginning(of: second.id) else {
+        guard case .now = state.beginning(of: second.id)?.beginning else {
             Issue.record("a run whose predecessor has ended begins at once, anchored then")
             return
         }
-        guard case .after(let stillAwaits) = state.beginning(of: third.id), stillAwaits === thirdAwaits else {
+        guard case .after(let stillAwaits) = state.beginning(of: third.id)?.beginning, stillAwaits === thirdAwaits else {
             Issue.record("the third still awaits the second")
             return
         }
@@ -120,7 +128,7 @@ struct LoopStateMachineTests {
         let restart = state.restart(at: anchor(elapsed: 5, wall: 5))
         #expect(restart.cancellations.count == 1, "the attached task is cancelled")
         #expect(state.isBeingCancelled)
-        guard case .after(let predecessor) = state.beginning(of: restart.admission.id) else {
+        guard case .after(let predecessor) = state.beginning(of: restart.admission.id)?.beginning else {
             Issue.record("the new run awaits the cancelled one")
             return
         }
@@ -131,7 +139,7 @@ struct LoopStateMachineTests {
         // Restart while idle is a plain start.
         var idle = machine()
         let fresh = idle.restart(at: anchor(elapsed: 0, wall: 0))
-        #expect(fresh.cancellations.isEmpty && fresh.admission.activatesEngine)
+        #expect(fresh.cancellations.isEmpty && fresh.admission.foundLoopIdle)
     }
 
     @Test("a run admitted stopped (shutdown before admission) runs no iteration")

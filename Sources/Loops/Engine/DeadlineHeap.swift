@@ -6,17 +6,25 @@
 /// Equal deadlines come out in the order their handles were reserved.
 ///
 /// A ``Handle`` is reserved before the entry is inserted: a sleeper needs its handle for the
-/// cancellation handler before it has a continuation to insert. Handles carry a ticket that is
-/// never reused, so a handle whose entry was already popped cannot remove a later entry that
-/// happens to reuse the same slot.
+/// cancellation handler before it has a continuation to insert. Handles carry a ticket, so a
+/// handle whose entry was already popped does not remove a later entry that reuses the same
+/// slot.
 ///
-/// Memory: about 24 bytes of heap record and 24 bytes of slot per entry (for a pointer-sized
+/// Tickets are 32 bits and wrap (after 2³² reservations: half a day at 100,000 sleeps a
+/// second): a stale handle names another entry only if it is kept that long and its slot's
+/// current ticket is exactly its own. The handles kept after their sleep (a loop's waker holds
+/// one until its next sleep) then end that entry's sleep early — a sleep that a wake may end
+/// anyway, whose loop re-decides and sleeps again. Equal deadlines come out in reservation
+/// order while their tickets are less than 2³¹ apart. 64-bit tickets made each entry 16 bytes
+/// larger, in every sleeping loop.
+///
+/// Memory: 16 bytes of heap record and 16 bytes of slot per entry (for a pointer-sized
 /// payload), plus the free amortised capacity of the arrays.
 package struct DeadlineHeap<Payload> {
     /// Names one reserved or inserted entry.
     package struct Handle: Hashable, Sendable {
         fileprivate let slot: Int32
-        fileprivate let ticket: UInt64
+        fileprivate let ticket: UInt32
 
         /// The handle as a ``WakeToken``, and back.
         var token: WakeToken { WakeToken(slot: slot, ticket: ticket) }
@@ -24,7 +32,7 @@ package struct DeadlineHeap<Payload> {
             slot = token.slot
             ticket = token.ticket
         }
-        fileprivate init(slot: Int32, ticket: UInt64) {
+        fileprivate init(slot: Int32, ticket: UInt32) {
             self.slot = slot
             self.ticket = ticket
         }
@@ -32,19 +40,20 @@ package struct DeadlineHeap<Payload> {
 
     private struct Record {
         var deadline: Int64
-        var ticket: UInt64
+        var ticket: UInt32
         var slot: Int32
 
-        /// Earlier deadline first; on a tie, the earlier reservation first.
+        /// Earlier deadline first; on a tie, the earlier reservation first (tickets compared
+        /// across their wrap: the one fewer than 2³¹ reservations after the other is later).
         @inline(__always)
         func precedes(_ other: Record) -> Bool {
-            deadline != other.deadline ? deadline < other.deadline : ticket < other.ticket
+            deadline != other.deadline ? deadline < other.deadline : Int32(bitPattern: ticket &- other.ticket) < 0
         }
     }
 
     private struct Slot {
         /// The ticket of the handle that owns the slot; stale handles do not match it.
-        var ticket: UInt64
+        var ticket: UInt32
         /// Index of the slot's record in `records`, or one of the markers below.
         var position: Int32
         var payload: Payload?
@@ -56,11 +65,16 @@ package struct DeadlineHeap<Payload> {
     private var records: [Record] = []
     private var slots: [Slot] = []
     private var freeSlots: [Int32] = []
-    private var nextTicket: UInt64 = 0
+    private var nextTicket: UInt32 = 0
     private var reservations = 0
 
     /// An empty heap.
     package init() {}
+
+    /// An empty heap whose first reservation gets `firstTicket`: lets tests cross the wrap.
+    init(firstTicket: UInt32) {
+        nextTicket = firstTicket
+    }
 
     /// The number of inserted entries (reserved handles do not count).
     package var count: Int { records.count }

@@ -101,5 +101,5 @@ package struct Waker: Sendable {
 /// Names a sleep for ``ClockTimer/interrupt(_:)``: a deadline heap's handle.
 package struct WakeToken: Sendable {
     let slot: Int32
-    let ticket: UInt64
+    let ticket: UInt32
 }

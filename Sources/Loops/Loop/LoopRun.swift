@@ -13,13 +13,15 @@ enum RunOutcome: Sendable {
 }
 
 extension Loop {
-    /// Executes run `id` from `beforeLoop` to `afterLoop`, in the run's own task: reports each
-    /// event to the state machine and performs the action it returns, outside the lock.
-    /// Inlined into the task's closure: one frame fewer under a sleeping loop.
+    /// Executes a run from `beforeLoop` to `afterLoop`, in the run's own task: reports each
+    /// event to the state machine and performs the action it returns, outside the lock. `named`
+    /// is the run's id, or nil for the run admitted while the loop was idle (see
+    /// ``LoopStateMachine/beginning(of:)``). Inlined into the task's closure: one frame fewer
+    /// under a sleeping loop.
     @inline(__always)
-    func execute(_ id: UInt64) async -> RunOutcome {
+    func execute(_ named: UInt64?) async -> RunOutcome {
         // Only what the end of the run needs stays in this frame, which lives as long as the run.
-        let anchor = await begin(id)
+        guard let (id, anchor) = await begin(named) else { return .finished }
         let outcome: RunOutcome
         if clock.engine.needsParticipation {
             outcome = await runParticipating(id, anchor: anchor)
@@ -41,20 +43,25 @@ extension Loop {
         }
     }
 
-    /// Where run `id`'s grid begins: at its admission, or, for a run queued behind a cancelled
-    /// one (which it cannot begin before), when that one has finished. Out of line: what it
-    /// needs to find out is not kept in `execute`'s frame, which lives as long as the run (kept
-    /// there, it cost a sleeping loop a second 1-KB slab of its task's allocator).
+    /// Which run the task executes, and where its grid begins: at its admission, or, for a run
+    /// queued behind a cancelled one (which it cannot begin before), when that one has
+    /// finished. Out of line: what it needs to find out is not kept in `execute`'s frame, which
+    /// lives as long as the run (kept there, it cost a sleeping loop a second 1-KB slab of its
+    /// task's allocator).
     @inline(never)
-    nonisolated(nonsending) private func begin(_ id: UInt64) async -> RunAnchor {
-        switch state.withLock({ $0.beginning(of: id) }) {
+    nonisolated(nonsending) private func begin(_ named: UInt64?) async -> (UInt64, RunAnchor)? {
+        guard let (id, beginning) = state.withLock({ $0.beginning(of: named) }) else {
+            assertionFailure("a task of a run admitted while idle found no run in .starting")
+            return nil
+        }
+        switch beginning {
         case .at(let admitted):
-            return admitted
+            return (id, admitted)
         case .after(let predecessor):
             await predecessor.wait()
-            return RunAnchor(now: clock)
+            return (id, RunAnchor(now: clock))
         case .now:
-            return RunAnchor(now: clock)
+            return (id, RunAnchor(now: clock))
         }
     }
 

@@ -16,10 +16,17 @@ struct LoopStateMachine {
         /// that run is accepted (most runs never have one to wait for them: a completion for
         /// each cost every loop 112 bytes).
         var completion: RunCompletion?
-        var stopRequested: Bool
-        var cancelRequested = false
         /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
         var cancelTask: (@Sendable () -> Void)?
+        // The flags last: the executing run's own flags follow them in the bytes the layout
+        // would leave empty.
+        var stopRequested: Bool
+        var cancelRequested = false
+
+        init(id: UInt64, stopRequested: Bool) {
+            self.id = id
+            self.stopRequested = stopRequested
+        }
     }
 
     /// What the executing run is doing.
@@ -60,22 +67,30 @@ struct LoopStateMachine {
     }
 
     /// The slot a sleeping run waits for, with the schedule version it was decided on.
+    ///
+    /// Its fields and the iteration record's are ordered so that each 9-byte instant is followed
+    /// by what fits the bytes its alignment leaves: the phase that holds either is 8 bytes
+    /// smaller, and so is every sleeping loop.
     struct PendingSlot {
-        let slot: ScheduledInstant
-        let following: ScheduledInstant?
         let version: UInt64
         /// The sleep's deadline on `clock`: the slot plus its randomized delay.
-        var deadline: Int64 = 0
-        var clock = EngineClock.continuous
+        let deadline: Int64
+        let following: ScheduledInstant?
+        let clock: EngineClock
+        let slot: ScheduledInstant
+
+        init(slot: ScheduledInstant, following: ScheduledInstant?, version: UInt64, deadline: Int64, clock: EngineClock) {
+            self.version = version
+            self.deadline = deadline
+            self.following = following
+            self.clock = clock
+            self.slot = slot
+        }
     }
 
     /// The iteration whose body runs (or is being retried): what logs, metrics, spans and the
     /// health check report about it.
     struct IterationRecord: Sendable {
-        /// `currentLoop` when it began.
-        let iteration: Int
-        /// The slot it runs for.
-        let scheduled: ScheduledInstant?
         /// When the current attempt of the body began, on the interval clock and the wall clock.
         var started: LoopNow
         /// When the first attempt began (interval clock): where a stall is measured from.
@@ -83,6 +98,18 @@ struct LoopStateMachine {
         /// How late the first attempt began after the instant the run meant to wake (the slot
         /// plus its randomized delay), in nanoseconds; 0 for a first iteration run at start.
         let lateness: Int64
+        /// `currentLoop` when it began.
+        let iteration: Int
+        /// The slot it runs for (last: see ``PendingSlot``).
+        let scheduled: ScheduledInstant?
+
+        init(iteration: Int, scheduled: ScheduledInstant?, started: LoopNow, began: Int64, lateness: Int64) {
+            self.started = started
+            self.began = began
+            self.lateness = lateness
+            self.iteration = iteration
+            self.scheduled = scheduled
+        }
     }
 
     /// What the registry reports about the runs so far (kept across runs).
@@ -119,23 +146,31 @@ struct LoopStateMachine {
     /// lock and none overlapping another's access, ever touch them.
     final class ExecutingRun {
         // In declaration order, which is the layout's: each field starts where the one before
-        // it ends, padded only to its own alignment.
+        // it ends, padded only to its own alignment. Ordered so that the object is at most 184
+        // bytes, which the allocator serves from 192-byte chunks (at 193 it took 208).
         @exclusivity(unchecked) var run: Run
-        @exclusivity(unchecked) var phase: Phase
-        // The three flags follow the phase, in the bytes its alignment would leave empty.
+        // The three flags follow the run's own, in the bytes its alignment would leave empty.
         /// Whether the run slept since its last body: back-to-back bodies yield in between.
         @exclusivity(unchecked) var sleptSinceBody = false
         /// Set while the run waits to retry its failed run store.
         @exclusivity(unchecked) var waitingForStore = false
         /// Whether the loop's logger took `.trace` lines when the iterations began.
         @exclusivity(unchecked) var tracesIterations = false
-        @exclusivity(unchecked) var position: SchedulePosition?
+        @exclusivity(unchecked) var phase: Phase
         /// What `nextIteration` reports.
         @exclusivity(unchecked) var next: ScheduledInstant?
+        @exclusivity(unchecked) var position: SchedulePosition?
+        /// ``lastRejected``'s time since the reference date, `nan` for none: a `Date?` took 8
+        /// bytes more with its padding.
+        @exclusivity(unchecked) private var lastRejectedTime = Double.nan
         @exclusivity(unchecked) var backoff = Backoff()
+
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
-        @exclusivity(unchecked) var lastRejected: Date?
+        var lastRejected: Date? {
+            get { lastRejectedTime.isNaN ? nil : Date(timeIntervalSinceReferenceDate: lastRejectedTime) }
+            set { lastRejectedTime = newValue?.timeIntervalSinceReferenceDate ?? .nan }
+        }
 
         init(_ run: Run, anchor: RunAnchor? = nil) {
             self.run = run
@@ -174,17 +209,21 @@ struct LoopStateMachine {
     private(set) var decisionSchedule: Schedule
     /// Bumped by every schedule change, so that a run notices it.
     private(set) var scheduleVersion: UInt64 = 0
-    let count: Int?
+    /// `count`, or 0 for none (a count is at least 1): an `Int?` took 8 bytes more with its
+    /// padding. With it, the state and its lock fit the allocator's 192-byte chunks.
+    private let countOrZero: Int
+    /// The number of successful iterations after which a run ends; nil for no end.
+    var count: Int? { countOrZero == 0 ? nil : countOrZero }
+    let policies: LoopPolicies
+    private(set) var errorFilter = ErrorFilter.defaults
+    // The one-byte fields follow the 9-byte error filter, in the bytes its alignment would
+    // leave empty.
     let reconnect: Bool
     /// The policy the user chose; nil means the default of the schedule's kind.
     let missedTicksChoice: MissedTickPolicy?
     let intervalClock: EngineClock
-    /// True from an unhandled error until the next run begins. Declared here, beside the
-    /// one-byte fields above, where the layout has room for it: among the lifecycle's fields
-    /// it cost 8 bytes of padding.
+    /// True from an unhandled error until the next run begins.
     private(set) var failed = false
-    let policies: LoopPolicies
-    private(set) var errorFilter = ErrorFilter.defaults
     /// The hooks and test overrides; nil until one is registered.
     private var customizations: Customizations?
     var beforeLoop: Hook? { customizations?.beforeLoop }
@@ -221,7 +260,7 @@ struct LoopStateMachine {
     ) {
         self.schedule = schedule
         self.decisionSchedule = Self.decisionSchedule(for: schedule, policies: policies)
-        self.count = count
+        self.countOrZero = count ?? 0
         self.reconnect = reconnect
         self.missedTicksChoice = missedTicks
         self.intervalClock = intervalClock
@@ -303,10 +342,10 @@ struct LoopStateMachine {
 
     struct Admission {
         let id: UInt64
-        /// The loop was idle: the caller tells the engine it became active. (How the run
-        /// begins — at its anchor, or after the run before it — its task asks when it starts:
-        /// ``beginning(of:)``.)
-        let activatesEngine: Bool
+        /// The loop was idle: the run executes at once, and the caller tells the engine that
+        /// the loop became active. (How the run begins — at its anchor, or after the run before
+        /// it — its task asks when it starts: ``beginning(of:)``.)
+        let foundLoopIdle: Bool
     }
 
     /// `start()` / `run()`: accepted when no run is active, or every active run is being
@@ -351,7 +390,7 @@ struct LoopStateMachine {
             lifecycle = .running(ExecutingRun(run, anchor: anchor), queued: [])
             currentLoop = 0
             failed = false
-            return Admission(id: id, activatesEngine: true)
+            return Admission(id: id, foundLoopIdle: true)
         case .running(let executing, var queued):
             // The run accepted last (queued, or the executing one) gets its completion now, so
             // that the runs form one chain in the order they were accepted.
@@ -363,7 +402,7 @@ struct LoopStateMachine {
             }
             queued.append(run)
             lifecycle = .running(executing, queued: queued)
-            return Admission(id: id, activatesEngine: false)
+            return Admission(id: id, foundLoopIdle: false)
         }
     }
 
@@ -377,19 +416,31 @@ struct LoopStateMachine {
         case now
     }
 
-    /// Run `id`'s task asks how to begin, when it starts, instead of being told in its closure:
-    /// a closure that holds only the loop and the id is 48 bytes of heap smaller, for as long
-    /// as the run lasts.
-    func beginning(of id: UInt64) -> Beginning {
-        guard case .running(let executing, let queued) = lifecycle else { return .now }
-        if executing.run.id == id {
-            if case .starting(let anchor?) = executing.phase { return .at(anchor) }
-            return .now
+    /// A run's task asks which run it executes and how that run begins, when it starts,
+    /// instead of being told in its closure: a closure that holds only the loop is 16 bytes of
+    /// heap smaller, for as long as the run lasts, than one that also holds the run's id.
+    ///
+    /// `id` is nil for the task of a run admitted while the loop was idle (``Admission/foundLoopIdle``),
+    /// whose closure holds only the loop. That run is the executing one from its admission, and
+    /// it stays in `.starting` until its task begins it (only its task moves it on or ends it),
+    /// so the task finds it there; every other task names its run. Nil when there is no such
+    /// run, which the lifecycle rules out.
+    func beginning(of id: UInt64?) -> (id: UInt64, beginning: Beginning)? {
+        guard case .running(let executing, let queued) = lifecycle else {
+            return id.map { ($0, .now) }
         }
-        guard let index = queued.firstIndex(where: { $0.id == id }) else { return .now }
+        guard let id else {
+            guard case .starting(let anchor?) = executing.phase else { return nil }
+            return (executing.run.id, .at(anchor))
+        }
+        if executing.run.id == id {
+            if case .starting(let anchor?) = executing.phase { return (id, .at(anchor)) }
+            return (id, .now)
+        }
+        guard let index = queued.firstIndex(where: { $0.id == id }) else { return (id, .now) }
         // Each run's completion is made when the run after it is accepted.
         let predecessor = index == 0 ? executing.run.completion : queued[index - 1].completion
-        return predecessor.map { .after($0) } ?? .now
+        return (id, predecessor.map { .after($0) } ?? .now)
     }
 
     /// What the caller of ``attach(publicTask:cancel:to:)`` does.
@@ -493,7 +544,12 @@ struct LoopStateMachine {
     /// Run `id` has got past its predecessor and begins.
     mutating func runBegins(_ id: UInt64) -> BeginAction {
         guard let executing = executing(id) else { return .cancelled }
-        if executing.run.cancelRequested { return .cancelled }
+        if executing.run.cancelRequested {
+            // Begun all the same, straight towards its end: its admission's anchor is spent,
+            // so that no task takes it for a run that has not begun (``beginning(of:)``).
+            executing.phase = .starting(anchor: nil)
+            return .cancelled
+        }
         executing.phase = .beforeLoop
         return .runBeforeLoop(beforeLoop)
     }

@@ -14,11 +14,12 @@ struct LoopPolicies: Sendable {
         var catchUp = CatchUp.none
     }
 
+    // The 9-byte first iteration first, the one-byte fields in the bytes its alignment leaves.
+    private(set) var firstIteration = FirstIteration.atStart
     private(set) var failure = FailurePolicy.endLoop
     /// Interval slots count from the Unix epoch on the wall clock: set for a loop with a run
     /// store (see ``Schedule/alignedToEpoch``).
     private(set) var alignsToEpoch = false
-    private(set) var firstIteration = FirstIteration.atStart
     private var rare: Boxed<Rare>?
 
     var delay: Delay? { rare?.value.delay }
