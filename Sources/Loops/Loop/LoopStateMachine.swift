@@ -22,11 +22,6 @@ struct LoopStateMachine {
         // would leave empty.
         var stopRequested: Bool
         var cancelRequested = false
-
-        init(id: UInt64, stopRequested: Bool) {
-            self.id = id
-            self.stopRequested = stopRequested
-        }
     }
 
     /// What the executing run is doing.
@@ -78,14 +73,6 @@ struct LoopStateMachine {
         let following: ScheduledInstant?
         let clock: EngineClock
         let slot: ScheduledInstant
-
-        init(slot: ScheduledInstant, following: ScheduledInstant?, version: UInt64, deadline: Int64, clock: EngineClock) {
-            self.version = version
-            self.deadline = deadline
-            self.following = following
-            self.clock = clock
-            self.slot = slot
-        }
     }
 
     /// The iteration whose body runs (or is being retried): what logs, metrics, spans and the
@@ -102,14 +89,6 @@ struct LoopStateMachine {
         let iteration: Int
         /// The slot it runs for (last: see ``PendingSlot``).
         let scheduled: ScheduledInstant?
-
-        init(iteration: Int, scheduled: ScheduledInstant?, started: LoopNow, began: Int64, lateness: Int64) {
-            self.started = started
-            self.began = began
-            self.lateness = lateness
-            self.iteration = iteration
-            self.scheduled = scheduled
-        }
     }
 
     /// What the registry reports about the runs so far (kept across runs).
@@ -650,11 +629,11 @@ struct LoopStateMachine {
         claimBox = Boxed(claim)
         if let record = executing.iteration {
             executing.replaceIteration(with: IterationRecord(
-                iteration: record.iteration,
-                scheduled: earlierSlot.map { .wall($0) } ?? record.scheduled,
                 started: now,
                 began: now.elapsed,
-                lateness: record.lateness
+                lateness: record.lateness,
+                iteration: record.iteration,
+                scheduled: earlierSlot.map { .wall($0) } ?? record.scheduled
             ))
             statistics.lastStart = now.wall
         }
@@ -870,7 +849,7 @@ struct LoopStateMachine {
         rejected: [RejectedSlot]?
     ) -> Step {
         executing.phase = .sleeping(
-            PendingSlot(slot: slot, following: following, version: scheduleVersion, deadline: deadline, clock: clock)
+            PendingSlot(version: scheduleVersion, deadline: deadline, following: following, clock: clock, slot: slot)
         )
         executing.next = slot
         return Step(action: .sleep(deadline: deadline, clock: clock), rejectedSlots: rejected)
@@ -922,11 +901,11 @@ struct LoopStateMachine {
         var scheduled: ScheduledInstant?
         if let position = executing.position, case .slot(let slot) = position.basis { scheduled = slot }
         let iteration = IterationRecord(
-            iteration: currentLoop,
-            scheduled: scheduled,
             started: now,
             began: now.elapsed,
-            lateness: lateness
+            lateness: lateness,
+            iteration: currentLoop,
+            scheduled: scheduled
         )
         executing.phase = .body(iteration)
         statistics.lastStart = now.wall
