@@ -33,7 +33,7 @@ extension Loop {
     /// lapsed (its process died), that slot's body runs first, then the slot asked for is
     /// claimed again.
     nonisolated(nonsending) func runClaimedIteration(_ id: UInt64, store: any RunStore) async throws -> LoopStateMachine.IterationAction {
-        let asked = state.withLock { $0.executing?.iteration?.scheduled }
+        let asked = state.withLock { $0.currentIteration?.scheduled }
         let askedDate = asked?.date(on: clock) ?? Date(nanosecondsSince1970: clock.engine.now(.realtime))
         while true {
             guard let claim = try await claimSlot(askedDate, store: store, id: id) else {
@@ -151,6 +151,6 @@ extension Loop {
 
     /// `stop()` was called (or the run is gone): store retries give up.
     private var runIsStopping: Bool {
-        state.withLock { $0.executing?.run.stopRequested ?? true }
+        state.withLock { $0.isStopRequested }
     }
 }

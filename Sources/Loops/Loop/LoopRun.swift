@@ -354,7 +354,7 @@ extension Loop {
     private func bodyThrew(_ id: UInt64, error: any Error) -> LoopStateMachine.BodyFailureAction {
         let (action, record, duration) = state.withLock { machine in
             let action = machine.bodyThrew(id, error: error, now: LoopNow(clock))
-            return (action, machine.executing?.iteration, machine.statistics.lastDuration)
+            return (action, machine.currentIteration, machine.statistics.lastDuration)
         }
         switch action {
         case .cancelled:
@@ -495,7 +495,7 @@ extension Loop {
     /// The metadata of the iteration in progress, with the duration of its failed attempt, for
     /// the rare log lines (errors).
     private func iterationMetadata() -> Logger.Metadata {
-        let (record, duration, currentLoop) = state.withLock { ($0.executing?.iteration, $0.statistics.lastDuration, $0.currentLoop) }
+        let (record, duration, currentLoop) = state.withLock { ($0.currentIteration, $0.statistics.lastDuration, $0.currentLoop) }
         guard let record else { return ["loop.iteration": "\(currentLoop)"] }
         var metadata = metadata(of: record)
         if let duration { metadata["loop.duration_ms"] = "\(Double(duration) / 1e6)" }

@@ -114,35 +114,31 @@ struct LoopStateMachine {
 
     /// The run whose code executes (from its start until `afterLoop` returned).
     ///
-    /// A class, so that a transition changes it where it is: as a struct it had to be taken out
-    /// of the lifecycle enum and put back on every event (a copy of its 257 bytes and a retain
-    /// of each of its references, twice per tick). It lives only inside the state machine, which
-    /// the loop's lock guards, and a new run gets a new one.
-    ///
-    /// Its fields are `@exclusivity(unchecked)`: a class's stored `var` is otherwise checked
-    /// at run time on every in-place change (a thread-local lookup and an access-set insertion,
-    /// ~80 instructions), and only the state machine's transitions, one at a time under the
-    /// lock and none overlapping another's access, ever touch them.
-    final class ExecutingRun {
+    /// Stored in the state machine itself (``current``), beside the lifecycle rather than as its
+    /// payload: a transition changes it where it is, under the loop's lock, with no copy out of
+    /// an enum and back (as a payload it was a 257-byte copy and a retain of each reference,
+    /// twice a tick), and without an object of its own (as a class it cost every loop a
+    /// 192-byte allocation besides the state's).
+    struct ExecutingRun {
         // In declaration order, which is the layout's: each field starts where the one before
-        // it ends, padded only to its own alignment. Ordered so that the object is at most 184
-        // bytes, which the allocator serves from 192-byte chunks (at 193 it took 208).
-        @exclusivity(unchecked) var run: Run
+        // it ends, padded only to its own alignment. Ordered so that one-byte fields fill the
+        // bytes an alignment would leave empty: every byte here is a byte of every loop.
+        var run: Run
         // The three flags follow the run's own, in the bytes its alignment would leave empty.
         /// Whether the run slept since its last body: back-to-back bodies yield in between.
-        @exclusivity(unchecked) var sleptSinceBody = false
+        var sleptSinceBody = false
         /// Set while the run waits to retry its failed run store.
-        @exclusivity(unchecked) var waitingForStore = false
+        var waitingForStore = false
         /// Whether the loop's logger took `.trace` lines when the iterations began.
-        @exclusivity(unchecked) var tracesIterations = false
-        @exclusivity(unchecked) var phase: Phase
+        var tracesIterations = false
+        var phase: Phase
         /// What `nextIteration` reports.
-        @exclusivity(unchecked) var next: ScheduledInstant?
-        @exclusivity(unchecked) var position: SchedulePosition?
+        var next: ScheduledInstant?
+        var position: SchedulePosition?
         /// ``lastRejected``'s time since the reference date, `nan` for none: a `Date?` took 8
         /// bytes more with its padding.
-        @exclusivity(unchecked) private var lastRejectedTime = Double.nan
-        @exclusivity(unchecked) var backoff = Backoff()
+        private var lastRejectedTime = Double.nan
+        var backoff = Backoff()
 
         /// The last instant the schedule gave that was not after the last scheduled one, so the
         /// run reports each such instant once.
@@ -150,6 +146,10 @@ struct LoopStateMachine {
             get { lastRejectedTime.isNaN ? nil : Date(timeIntervalSinceReferenceDate: lastRejectedTime) }
             set { lastRejectedTime = newValue?.timeIntervalSinceReferenceDate ?? .nan }
         }
+
+        /// What ``current`` holds while the loop is idle: no run (run ids begin at 1), nothing
+        /// retained.
+        static let none = ExecutingRun(Run(id: 0, stopRequested: false))
 
         init(_ run: Run, anchor: RunAnchor? = nil) {
             self.run = run
@@ -160,7 +160,7 @@ struct LoopStateMachine {
         var iteration: IterationRecord? { phase.iteration }
 
         /// Replaces the iteration of the phase that has one; other phases have none to replace.
-        func replaceIteration(with iteration: IterationRecord?) {
+        mutating func replaceIteration(with iteration: IterationRecord?) {
             switch phase {
             case .body: phase = .body(iteration)
             case .retrying: phase = .retrying(iteration)
@@ -172,9 +172,9 @@ struct LoopStateMachine {
     enum Lifecycle {
         /// No run accepted, or every accepted run has ended.
         case idle
-        /// One run executes; runs accepted after `cancel()` wait for it, in order (each awaits
-        /// the completion of the one before it).
-        case running(ExecutingRun, queued: [Run])
+        /// One run executes (``current``); runs accepted after `cancel()` wait for it, in
+        /// order (each awaits the completion of the one before it).
+        case running(queued: [Run])
     }
 
     // MARK: Configuration
@@ -218,6 +218,8 @@ struct LoopStateMachine {
     // MARK: Lifecycle
 
     private(set) var lifecycle = Lifecycle.idle
+    /// The executing run while the lifecycle is `.running`; ``ExecutingRun/none`` while idle.
+    private(set) var current = ExecutingRun.none
     private var nextRunID: UInt64 = 1
     /// The task of the most recent `start()`: the public `task`.
     private(set) var task: Task<Void, Never>?
@@ -281,40 +283,35 @@ struct LoopStateMachine {
     }
 
     var isBeingCancelled: Bool {
-        switch lifecycle {
-        case .idle: return false
-        case .running(let executing, _): return executing.run.cancelRequested
-        }
+        isRunning && current.run.cancelRequested
     }
 
-    /// The executing run; nil when idle.
+    /// The executing run, copied; nil when idle.
     var executing: ExecutingRun? {
-        switch lifecycle {
-        case .idle: return nil
-        case .running(let executing, _): return executing
-        }
+        isRunning ? current : nil
     }
 
-    /// The executing run if it is run `id`: a run's own events change nothing once another run
-    /// executes (or none).
-    private func executing(_ id: UInt64) -> ExecutingRun? {
-        guard let executing, executing.run.id == id else { return nil }
-        return executing
+    /// Whether the executing run has been asked to stop; true when idle (nothing runs on).
+    var isStopRequested: Bool {
+        !isRunning || current.run.stopRequested
     }
 
-    /// ``executing(_:)`` without a retain, for the two transitions of every tick: the lifecycle
-    /// keeps the run alive, and neither transition changes the lifecycle.
-    private func unretainedExecuting(_ id: UInt64) -> Unmanaged<ExecutingRun>? {
-        guard case .running(let executing, _) = lifecycle, executing.run.id == id else { return nil }
-        return Unmanaged.passUnretained(executing)
+    /// The iteration whose body the executing run runs or retries; nil when idle.
+    var currentIteration: IterationRecord? {
+        isRunning ? current.iteration : nil
+    }
+
+    /// Whether run `id` is the executing one: a run's own events change nothing once another
+    /// run executes (or none). (While idle, ``current`` is ``ExecutingRun/none``, whose id no
+    /// run has.)
+    private func isExecuting(_ id: UInt64) -> Bool {
+        current.run.id == id
     }
 
     /// The next iteration's instant; nil when idle or stopping.
     var nextInstant: ScheduledInstant? {
-        switch lifecycle {
-        case .idle: return nil
-        case .running(let executing, _): return executing.run.stopRequested ? nil : executing.next
-        }
+        guard isRunning, !current.run.stopRequested else { return nil }
+        return current.next
     }
 
     // MARK: Admission
@@ -334,8 +331,8 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             break
-        case .running(let executing, let queued):
-            let latest = queued.last ?? executing.run
+        case .running(let queued):
+            let latest = queued.last ?? current.run
             if !latest.cancelRequested {
                 throw LoopError(
                     .alreadyRunning,
@@ -366,21 +363,22 @@ struct LoopStateMachine {
         case .idle:
             // An idle loop's last run has finished already: the new one awaits nothing and its
             // grid begins at `anchor`.
-            lifecycle = .running(ExecutingRun(run, anchor: anchor), queued: [])
+            current = ExecutingRun(run, anchor: anchor)
+            lifecycle = .running(queued: [])
             currentLoop = 0
             failed = false
             return Admission(id: id, foundLoopIdle: true)
-        case .running(let executing, var queued):
+        case .running(var queued):
             // The run accepted last (queued, or the executing one) gets its completion now, so
             // that the runs form one chain in the order they were accepted.
             let completion = RunCompletion()
             if queued.isEmpty {
-                executing.run.completion = completion
+                current.run.completion = completion
             } else {
                 queued[queued.count - 1].completion = completion
             }
             queued.append(run)
-            lifecycle = .running(executing, queued: queued)
+            lifecycle = .running(queued: queued)
             return Admission(id: id, foundLoopIdle: false)
         }
     }
@@ -405,20 +403,20 @@ struct LoopStateMachine {
     /// so the task finds it there; every other task names its run. Nil when there is no such
     /// run, which the lifecycle rules out.
     func beginning(of id: UInt64?) -> (id: UInt64, beginning: Beginning)? {
-        guard case .running(let executing, let queued) = lifecycle else {
+        guard case .running(let queued) = lifecycle else {
             return id.map { ($0, .now) }
         }
         guard let id else {
-            guard case .starting(let anchor?) = executing.phase else { return nil }
-            return (executing.run.id, .at(anchor))
+            guard case .starting(let anchor?) = current.phase else { return nil }
+            return (current.run.id, .at(anchor))
         }
-        if executing.run.id == id {
-            if case .starting(let anchor?) = executing.phase { return (id, .at(anchor)) }
+        if current.run.id == id {
+            if case .starting(let anchor?) = current.phase { return (id, .at(anchor)) }
             return (id, .now)
         }
         guard let index = queued.firstIndex(where: { $0.id == id }) else { return (id, .now) }
         // Each run's completion is made when the run after it is accepted.
-        let predecessor = index == 0 ? executing.run.completion : queued[index - 1].completion
+        let predecessor = index == 0 ? current.run.completion : queued[index - 1].completion
         return (id, predecessor.map { .after($0) } ?? .now)
     }
 
@@ -437,14 +435,14 @@ struct LoopStateMachine {
         case .idle:
             // The run has ended already.
             return .none
-        case .running(let executing, var queued):
-            if executing.run.id == id {
-                executing.run.cancelTask = cancel
-                return executing.run.cancelRequested ? .cancelTask(cancel) : .none
+        case .running(var queued):
+            if current.run.id == id {
+                current.run.cancelTask = cancel
+                return current.run.cancelRequested ? .cancelTask(cancel) : .none
             }
             guard let index = queued.firstIndex(where: { $0.id == id }) else { return .none }
             queued[index].cancelTask = cancel
-            lifecycle = .running(executing, queued: queued)
+            lifecycle = .running(queued: queued)
             return queued[index].cancelRequested ? .cancelTask(cancel) : .none
         }
     }
@@ -463,10 +461,10 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return .none
-        case .running(let executing, var queued):
-            executing.run.stopRequested = true
+        case .running(var queued):
+            current.run.stopRequested = true
             for index in queued.indices { queued[index].stopRequested = true }
-            lifecycle = .running(executing, queued: queued)
+            lifecycle = .running(queued: queued)
             return .wakeSleeper
         }
     }
@@ -480,15 +478,15 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return []
-        case .running(let executing, var queued):
+        case .running(var queued):
             var cancellations: [@Sendable () -> Void] = []
-            executing.run.cancelRequested = true
-            if let cancel = executing.run.cancelTask { cancellations.append(cancel) }
+            current.run.cancelRequested = true
+            if let cancel = current.run.cancelTask { cancellations.append(cancel) }
             for index in queued.indices {
                 queued[index].cancelRequested = true
                 if let cancel = queued[index].cancelTask { cancellations.append(cancel) }
             }
-            lifecycle = .running(executing, queued: queued)
+            lifecycle = .running(queued: queued)
             return cancellations
         }
     }
@@ -501,11 +499,11 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return .none
-        case .running(let executing, _):
+        case .running:
             // Before the first iteration the run has no slot to count from: it decides when it
             // gets there.
-            if let position = executing.position, case .slot = position.basis {
-                executing.next = decide(after: position, now: now).reportedNext
+            if let position = current.position, case .slot = position.basis {
+                current.next = decide(after: position, now: now).reportedNext
             }
             return .wakeSleeper
         }
@@ -522,14 +520,14 @@ struct LoopStateMachine {
 
     /// Run `id` has got past its predecessor and begins.
     mutating func runBegins(_ id: UInt64) -> BeginAction {
-        guard let executing = executing(id) else { return .cancelled }
-        if executing.run.cancelRequested {
+        guard isExecuting(id) else { return .cancelled }
+        if current.run.cancelRequested {
             // Begun all the same, straight towards its end: its admission's anchor is spent,
             // so that no task takes it for a run that has not begun (``beginning(of:)``).
-            executing.phase = .starting(anchor: nil)
+            current.phase = .starting(anchor: nil)
             return .cancelled
         }
-        executing.phase = .beforeLoop
+        current.phase = .beforeLoop
         return .runBeforeLoop(beforeLoop)
     }
 
@@ -566,55 +564,47 @@ struct LoopStateMachine {
 
     /// `beforeLoop` has returned (or there is none): the run's grid starts at `anchor`.
     mutating func iterationsBegin(_ id: UInt64, anchor: RunAnchor, traces: Bool = false, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
-        executing.tracesIterations = traces
-        executing.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
-        return decideStep(executing, now: now)
+        guard isExecuting(id) else { return Step(action: .end) }
+        current.tracesIterations = traces
+        current.position = SchedulePosition(basis: .start(anchor), version: scheduleVersion)
+        return decideStep(now: now)
     }
 
     /// Run `id`'s sleep ended for `reason`.
     mutating func woke(_ id: UInt64, reason: WakeReason, now: LoopNow) -> Step {
-        guard let run = unretainedExecuting(id) else { return Step(action: .end) }
-        return run._withUnsafeGuaranteedRef { woke($0, reason: reason, now: now) }
-    }
-
-    private mutating func woke(_ executing: ExecutingRun, reason: WakeReason, now: LoopNow) -> Step {
-        executing.sleptSinceBody = true
-        guard case .sleeping(let pending) = executing.phase else { return decideStep(executing, now: now) }
+        guard isExecuting(id) else { return Step(action: .end) }
+        current.sleptSinceBody = true
+        guard case .sleeping(let pending) = current.phase else { return decideStep(now: now) }
         // A wake so late that the following slot has passed too (the machine was suspended,
         // the process stalled) is an overrun: re-decide with the policy. A wake that is merely
         // late keeps the grid, so timer latency never causes drift. A schedule change, a
         // clock step or stop() re-decides too.
         let onSchedule = reason == .deadlineReached
             && pending.version == scheduleVersion
-            && !executing.run.stopRequested
+            && !current.run.stopRequested
             && !(pending.following?.isDue(at: now) ?? false)
-        guard onSchedule else { return decideStep(executing, now: now) }
-        executing.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
-        executing.next = pending.following
-        return beginBody(executing, lateness: lateness(of: pending, now: now), now: now)
+        guard onSchedule else { return decideStep(now: now) }
+        current.position = SchedulePosition(basis: .slot(pending.slot), version: pending.version)
+        current.next = pending.following
+        return beginBody(lateness: lateness(of: pending, now: now), now: now)
     }
 
     /// Run `id`'s body returned: counts the iteration and decides the next.
     mutating func bodySucceeded(_ id: UInt64, now: LoopNow) -> Step {
-        guard let run = unretainedExecuting(id) else { return Step(action: .end) }
-        return run._withUnsafeGuaranteedRef { bodySucceeded($0, now: now) }
-    }
-
-    private mutating func bodySucceeded(_ executing: ExecutingRun, now: LoopNow) -> Step {
+        guard isExecuting(id) else { return Step(action: .end) }
         currentLoop += 1
-        executing.backoff.reset()
-        executing.sleptSinceBody = false
-        let duration = executing.iteration.map { max(0, now.elapsed.subtractingClamped($0.started.elapsed)) }
-        bodyEnded(executing, now: now, error: nil)
+        current.backoff.reset()
+        current.sleptSinceBody = false
+        let duration = current.iteration.map { max(0, now.elapsed.subtractingClamped($0.started.elapsed)) }
+        bodyEnded(now: now, error: nil)
         var step: Step
         if let count, currentLoop >= count {
             step = Step(action: .end)
         } else {
-            step = decideStep(executing, now: now)
+            step = decideStep(now: now)
         }
         step.finishedDuration = duration
-        step.traces = executing.tracesIterations
+        step.traces = current.tracesIterations
         return step
     }
 
@@ -625,10 +615,10 @@ struct LoopStateMachine {
     /// body begins now, so its duration and its stall are measured from here, not from before a
     /// claim that had to wait for the store.
     mutating func slotClaimed(_ id: UInt64, claim: SlotClaim, earlierSlot: Date?, now: LoopNow) {
-        guard let executing = executing(id) else { return }
+        guard isExecuting(id) else { return }
         claimBox = Boxed(claim)
-        if let record = executing.iteration {
-            executing.replaceIteration(with: IterationRecord(
+        if let record = current.iteration {
+            current.replaceIteration(with: IterationRecord(
                 started: now,
                 began: now.elapsed,
                 lateness: record.lateness,
@@ -642,38 +632,38 @@ struct LoopStateMachine {
     /// Run `id`'s run store failed: the run waits to retry it (`waiting`), or it answered
     /// again (`!waiting`).
     mutating func storeWait(_ id: UInt64, waiting: Bool) {
-        guard let executing = executing(id) else { return }
-        executing.waitingForStore = waiting
+        guard isExecuting(id) else { return }
+        current.waitingForStore = waiting
     }
 
     /// The claimed body has ended (the store was told how): no token any more.
     mutating func claimReleased(_ id: UInt64) {
-        guard executing(id) != nil else { return }
+        guard isExecuting(id) else { return }
         claimBox = nil
     }
 
     /// The store refused the slot (it ran, or runs, elsewhere): the iteration does not happen
     /// and does not count; the run goes on with the next slot.
     mutating func slotRefused(_ id: UInt64, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
-        executing.replaceIteration(with: nil)
-        return decideStep(executing, now: now)
+        guard isExecuting(id) else { return Step(action: .end) }
+        current.replaceIteration(with: nil)
+        return decideStep(now: now)
     }
 
     /// A slot that the run-store protocol picks begins now: a missed slot caught up on at start,
     /// or, after the body of a lapsed earlier slot, the slot the run was at (nil when it had
     /// none), claimed again.
     mutating func slotBegins(_ id: UInt64, slot: ScheduledInstant?, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
-        guard !executing.run.stopRequested else { return Step(action: .end) }
+        guard isExecuting(id) else { return Step(action: .end) }
+        guard !current.run.stopRequested else { return Step(action: .end) }
         if let count, currentLoop >= count { return Step(action: .end) }
-        if let slot { executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
-        return beginBody(executing, lateness: slot?.lateness(at: now) ?? 0, now: now)
+        if let slot { current.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion) }
+        return beginBody(lateness: slot?.lateness(at: now) ?? 0, now: now)
     }
 
     /// Records the end of a body attempt in the statistics.
-    private mutating func bodyEnded(_ executing: ExecutingRun, now: LoopNow, error: (any Error)?) {
-        if let started = executing.iteration?.started {
+    private mutating func bodyEnded(now: LoopNow, error: (any Error)?) {
+        if let started = current.iteration?.started {
             statistics.lastDuration = max(0, now.elapsed.subtractingClamped(started.elapsed))
         }
         if let error {
@@ -682,7 +672,7 @@ struct LoopStateMachine {
         } else {
             statistics.lastError = nil
             statistics.consecutiveFailures = 0
-            executing.replaceIteration(with: nil)
+            current.replaceIteration(with: nil)
         }
     }
 
@@ -702,9 +692,9 @@ struct LoopStateMachine {
 
     /// Run `id`'s body threw `error`: retried when `reconnect` handles it.
     mutating func bodyThrew(_ id: UInt64, error: any Error, now: LoopNow) -> BodyFailureAction {
-        guard let executing = executing(id) else { return .rethrow }
-        let cancelled = error is CancellationError || executing.run.cancelRequested
-        if !cancelled { bodyEnded(executing, now: now, error: error) }
+        guard isExecuting(id) else { return .rethrow }
+        let cancelled = error is CancellationError || current.run.cancelRequested
+        if !cancelled { bodyEnded(now: now, error: error) }
         guard reconnect, !cancelled, errorFilter.handles(error) else {
             if cancelled { return .cancelled }
             if policies.failure.keepsSchedule {
@@ -713,28 +703,28 @@ struct LoopStateMachine {
             }
             return .rethrow
         }
-        let delay = executing.backoff.delay(now: now.elapsed, jitter: jitter)
-        executing.phase = .retrying(executing.iteration)
+        let delay = current.backoff.delay(now: now.elapsed, jitter: jitter)
+        current.phase = .retrying(current.iteration)
         return .retry(deadline: now.elapsed.addingClamped(delay), clock: intervalClock, delay: delay)
     }
 
     /// The back-off of a retry has passed: the body runs again.
     mutating func retryDue(_ id: UInt64, now: LoopNow) {
-        guard let executing = executing(id) else { return }
-        var iteration = executing.iteration
+        guard isExecuting(id) else { return }
+        var iteration = current.iteration
         iteration?.started = now
-        executing.phase = .body(iteration)
+        current.phase = .body(iteration)
         statistics.lastStart = now.wall
     }
 
     /// `onError` has handled an unhandled error under ``FailurePolicy/keepSchedule``: the run
     /// goes on with the slot after the failed one.
     mutating func failureReported(_ id: UInt64, now: LoopNow) -> Step {
-        guard let executing = executing(id) else { return Step(action: .end) }
-        executing.replaceIteration(with: nil)
-        executing.backoff.reset()
-        executing.sleptSinceBody = false
-        return decideStep(executing, now: now)
+        guard isExecuting(id) else { return Step(action: .end) }
+        current.replaceIteration(with: nil)
+        current.backoff.reset()
+        current.sleptSinceBody = false
+        return decideStep(now: now)
     }
 
     /// How a run ended, as the run reports it.
@@ -755,15 +745,15 @@ struct LoopStateMachine {
     }
 
     mutating func iterationsEnded(_ id: UInt64, _ ending: Ending) -> EndingAction {
-        guard let executing = executing(id) else { return .cancelled }
-        executing.next = nil
+        guard isExecuting(id) else { return .cancelled }
+        current.next = nil
         switch ending {
         case .finished:
             return .finished
         case .threw(let error, let taskCancelled):
-            if taskCancelled || executing.run.cancelRequested {
+            if taskCancelled || current.run.cancelRequested {
                 // Whatever the body threw while being cancelled is the cancellation itself.
-                executing.run.cancelRequested = true
+                current.run.cancelRequested = true
                 return .cancelled
             }
             failed = true
@@ -773,8 +763,8 @@ struct LoopStateMachine {
 
     /// `onError` (if any) has returned: the run's `afterLoop` to run.
     mutating func afterLoopBegins(_ id: UInt64) -> Hook? {
-        guard let executing = executing(id) else { return nil }
-        executing.phase = .afterLoop
+        guard isExecuting(id) else { return nil }
+        current.phase = .afterLoop
         return afterLoop
     }
 
@@ -792,33 +782,36 @@ struct LoopStateMachine {
         switch lifecycle {
         case .idle:
             return .none
-        case .running(let executing, var queued):
-            guard executing.run.id == id else { return .none }
+        case .running(var queued):
+            guard current.run.id == id else { return .none }
             guard !queued.isEmpty else {
                 lifecycle = .idle
+                current = .none
                 return .deactivateEngine
             }
+            // The successor was accepted behind this run, which got its completion then.
+            let completion = current.run.completion
             let successor = queued.removeFirst()
-            lifecycle = .running(ExecutingRun(successor), queued: queued)
+            current = ExecutingRun(successor)
+            lifecycle = .running(queued: queued)
             currentLoop = 0
             failed = false
-            // The successor was accepted behind this run, which got its completion then.
-            return executing.run.completion.map { .handOver($0) } ?? .none
+            return completion.map { .handOver($0) } ?? .none
         }
     }
 
     // MARK: Deciding
 
-    private mutating func decideStep(_ executing: ExecutingRun, now: LoopNow) -> Step {
-        guard !executing.run.stopRequested, let position = executing.position else {
-            executing.next = nil
+    private mutating func decideStep(now: LoopNow) -> Step {
+        guard !current.run.stopRequested, let position = current.position else {
+            current.next = nil
             return Step(action: .end)
         }
         let decision = decide(after: position, now: now)
-        let rejected = newRejections(decision.rejected, in: executing)
+        let rejected = newRejections(decision.rejected)
         switch decision.step {
         case .end:
-            executing.next = nil
+            current.next = nil
             return Step(action: .end, rejectedSlots: rejected)
         case .runNow(let slot, let next):
             let delay = position.isStart ? randomizedDelay() : 0
@@ -826,32 +819,31 @@ struct LoopStateMachine {
                 // The first iteration of an interval loop waits for its delay like any other.
                 let following = next
                 let deadline = instant.addingClamped(delay)
-                return sleep(executing, until: deadline, on: intervalClock, slot: slot, following: following, rejected: rejected)
+                return sleep(until: deadline, on: intervalClock, slot: slot, following: following, rejected: rejected)
             }
-            executing.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
-            executing.next = next
-            var step = beginBody(executing, lateness: slot.lateness(at: now), now: now)
+            current.position = SchedulePosition(basis: .slot(slot), version: scheduleVersion)
+            current.next = next
+            var step = beginBody(lateness: slot.lateness(at: now), now: now)
             step.rejectedSlots = rejected
             step.missedTicks = decision.missedTicks
             return step
         case .sleep(let deadline, let clock, let slot, let following):
             let delay = randomizedDelay()
-            return sleep(executing, until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, rejected: rejected)
+            return sleep(until: deadline.addingClamped(delay), on: clock, slot: slot, following: following, rejected: rejected)
         }
     }
 
-    private func sleep(
-        _ executing: ExecutingRun,
+    private mutating func sleep(
         until deadline: Int64,
         on clock: EngineClock,
         slot: ScheduledInstant,
         following: ScheduledInstant?,
         rejected: [RejectedSlot]?
     ) -> Step {
-        executing.phase = .sleeping(
+        current.phase = .sleeping(
             PendingSlot(version: scheduleVersion, deadline: deadline, following: following, clock: clock, slot: slot)
         )
-        executing.next = slot
+        current.next = slot
         return Step(action: .sleep(deadline: deadline, clock: clock), rejectedSlots: rejected)
     }
 
@@ -897,9 +889,9 @@ struct LoopStateMachine {
 
     /// The body of the slot at `executing.position` begins, `lateness` nanoseconds after the
     /// instant the run meant to wake.
-    private mutating func beginBody(_ executing: ExecutingRun, lateness: Int64, now: LoopNow) -> Step {
+    private mutating func beginBody(lateness: Int64, now: LoopNow) -> Step {
         var scheduled: ScheduledInstant?
-        if let position = executing.position, case .slot(let slot) = position.basis { scheduled = slot }
+        if let position = current.position, case .slot(let slot) = position.basis { scheduled = slot }
         let iteration = IterationRecord(
             started: now,
             began: now.elapsed,
@@ -907,12 +899,12 @@ struct LoopStateMachine {
             iteration: currentLoop,
             scheduled: scheduled
         )
-        executing.phase = .body(iteration)
+        current.phase = .body(iteration)
         statistics.lastStart = now.wall
         return Step(
-            action: .runBody(yieldFirst: !executing.sleptSinceBody),
+            action: .runBody(yieldFirst: !current.sleptSinceBody),
             began: iteration,
-            traces: executing.tracesIterations
+            traces: current.tracesIterations
         )
     }
 
@@ -922,20 +914,20 @@ struct LoopStateMachine {
     /// `stallTimeout`, or a sleep whose deadline passed more than `tolerance` ago (the wake never
     /// came, or the executor never ran the woken task). Durations in nanoseconds.
     func health(now: LoopNow, stallTimeout: Int64?, tolerance: Int64) -> LoopHealth {
-        guard case .running(let executing, _) = lifecycle else {
+        guard isRunning else {
             if failed, let error = statistics.lastError { return .failed(String(describing: error)) }
             return .healthy
         }
         // Retrying the store with back-off is what the loop should do while it is down.
-        if executing.waitingForStore { return .healthy }
-        switch executing.phase {
+        if current.waitingForStore { return .healthy }
+        switch current.phase {
         case .starting, .beforeLoop, .afterLoop:
             return .healthy
         case .body(let iteration), .retrying(let iteration):
             guard let stallTimeout, let iteration else { return .healthy }
             let running = now.elapsed.subtractingClamped(iteration.began)
             guard running > stallTimeout else { return .healthy }
-            let activity: LoopActivity = executing.phase.isRetrying ? .retrying : .runningBody
+            let activity: LoopActivity = current.phase.isRetrying ? .retrying : .runningBody
             return .stalled(activity, for: .nanoseconds(running))
         case .sleeping(let pending):
             let reached = pending.clock == .realtime ? now.wall : now.elapsed
@@ -946,9 +938,9 @@ struct LoopStateMachine {
 
     /// What the executing run does, for the registry.
     var activity: LoopActivity {
-        guard case .running(let executing, _) = lifecycle else { return .idle }
-        if executing.waitingForStore { return .waitingForStore }
-        switch executing.phase {
+        guard isRunning else { return .idle }
+        if current.waitingForStore { return .waitingForStore }
+        switch current.phase {
         case .starting: return .starting
         case .beforeLoop: return .beforeLoop
         case .sleeping: return .sleeping
@@ -959,11 +951,11 @@ struct LoopStateMachine {
     }
 
     /// Drops rejections already reported, so a schedule that repeats one is reported once.
-    private func newRejections(_ rejections: [RejectedSlot]?, in executing: ExecutingRun) -> [RejectedSlot]? {
+    private mutating func newRejections(_ rejections: [RejectedSlot]?) -> [RejectedSlot]? {
         guard let rejections else { return nil }
         var fresh: [RejectedSlot] = []
-        for rejection in rejections where rejection.instant != executing.lastRejected {
-            executing.lastRejected = rejection.instant
+        for rejection in rejections where rejection.instant != current.lastRejected {
+            current.lastRejected = rejection.instant
             fresh.append(rejection)
         }
         return fresh.isEmpty ? nil : fresh
