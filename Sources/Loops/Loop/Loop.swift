@@ -74,9 +74,10 @@ public final class Loop: Sendable {
     var timeout: Int64? { extras?.value.timeout }
     /// Where the loop records its runs and claims its slots; nil when it records nothing.
     public var store: (any RunStore)? { extras?.value.store }
-    let state: LockedValue<LoopStateMachine>
+    /// The state machine behind the loop's lock, and the waker's cell.
+    let state: LoopStorage
     /// Ends a sleeping run's sleep early for `stop()` and `changeInterval`.
-    let waker = Waker()
+    var waker: Waker { state.waker }
 
     // MARK: Creating a loop
 
@@ -302,7 +303,7 @@ public final class Loop: Sendable {
         }
         self.recordsRuns = store != nil
         self.callsBodyDirectly = instruments == nil && policies.timeout == nil && store == nil
-        self.state = LockedValue(
+        self.state = LoopStorage(
             LoopStateMachine(
                 schedule: schedule,
                 count: count,
