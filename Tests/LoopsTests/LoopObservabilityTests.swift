@@ -1,5 +1,6 @@
 import Foundation
 import InMemoryTracing
+import Logging
 import Loops
 import LoopsTestKit
 import MetricsTestKit
@@ -169,7 +170,8 @@ struct LoopObservabilityTests {
             count: nil,
             reconnect: true,
             missedTicks: nil,
-            intervalClock: .continuous
+            intervalClock: .continuous,
+            logger: Logger(label: "loop-observability-tests")
         )
         let anchor = RunAnchor(elapsed: 0, wall: Date(timeIntervalSince1970: 0))
         let admission = try machine.admit(at: anchor, stopped: false)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 @testable import Loops
@@ -10,7 +11,10 @@ struct LoopStateMachineTests {
     static let second: Int64 = 1_000_000_000
 
     func machine(_ schedule: Schedule = .every(.seconds(1)), count: Int? = nil, missedTicks: MissedTickPolicy? = nil) -> LoopStateMachine {
-        LoopStateMachine(schedule: schedule, count: count, reconnect: true, missedTicks: missedTicks, intervalClock: .continuous)
+        LoopStateMachine(
+            schedule: schedule, count: count, reconnect: true, missedTicks: missedTicks, intervalClock: .continuous,
+            logger: Logger(label: "loop-state-machine-tests")
+        )
     }
 
     func anchor(elapsed: Int64, wall: Int64) -> RunAnchor {
@@ -113,7 +117,7 @@ struct LoopStateMachineTests {
         var state = machine()
         let admission = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
         _ = state.requestCancel()
-        let action = state.attach(publicTask: nil, cancel: {}, to: admission.id)
+        let action = state.attach(.awaited(Task { .finished }), to: admission.id)
         guard case .cancelTask = action else {
             Issue.record("expected cancelTask, got \(action)")
             return
@@ -124,7 +128,7 @@ struct LoopStateMachineTests {
     func restart() throws {
         var state = machine()
         let first = try state.admit(at: anchor(elapsed: 0, wall: 0), stopped: false)
-        _ = state.attach(publicTask: nil, cancel: {}, to: first.id)
+        _ = state.attach(.awaited(Task { .finished }), to: first.id)
         let restart = state.restart(at: anchor(elapsed: 5, wall: 5))
         #expect(restart.cancellations.count == 1, "the attached task is cancelled")
         #expect(state.isBeingCancelled)

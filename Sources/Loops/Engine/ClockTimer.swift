@@ -158,9 +158,10 @@ package final class ClockTimer: Sendable {
     ///
     /// Never inlined: inlined into a loop's run, its continuation's context would become part
     /// of the run's frame, which also lives while the body runs (a precision-mode loop then
-    /// needs a second 1-KB slab of the task allocator).
+    /// needs a second 1-KB slab of the task allocator). `waker` is consumed: a caller that made
+    /// it for the call keeps nothing in its frame to release once the sleep is over.
     @inline(never)
-    nonisolated(nonsending) package func sleep(until deadline: Int64, interruptedBy waker: Waker) async throws -> WakeReason {
+    nonisolated(nonsending) package func sleep(until deadline: Int64, interruptedBy waker: consuming Waker) async throws -> WakeReason {
         try await suspend(until: deadline, at: nil, waker: waker)
     }
 

@@ -41,10 +41,10 @@ public final class Loop: Sendable {
     /// The loop's place in ``LoopRegistry``, -1 until its first start; read and written only
     /// under the registry's lock. (After the flags, in bytes the layout leaves empty.)
     @exclusivity(unchecked) nonisolated(unsafe) var registrySlot: Int32 = -1
-    /// The injected logger as given. Loops that share a logger share its storage: giving each
-    /// loop a copy with `loop.name` in its metadata cost 320 bytes per loop (a dictionary and a
-    /// copy of the handler's box), for lines that are rare.
-    let injectedLogger: Logger
+    /// The injected logger as given (kept by the state machine). Loops that share a logger
+    /// share its storage: giving each loop a copy with `loop.name` in its metadata cost 320
+    /// bytes per loop (a dictionary and a copy of the handler's box), for lines that are rare.
+    var injectedLogger: Logger { state.withLock { $0.logger } }
     /// The injected logger with `loop.name` in its metadata, made for each (rare) log line.
     var logger: Logger {
         var logger = injectedLogger
@@ -292,7 +292,6 @@ public final class Loop: Sendable {
         self.body = body
         self.clock = clock
         self.name = name
-        self.injectedLogger = logger
         let instruments = LoopInstruments.make(name: name, metrics: metrics, tracer: tracer)
         if instruments != nil || policies.timeout != nil || store != nil || executor != nil {
             extras = Boxed(
@@ -310,7 +309,8 @@ public final class Loop: Sendable {
                 reconnect: reconnect,
                 missedTicks: missedTicks,
                 intervalClock: clock.intervalClock,
-                policies: policies
+                policies: policies,
+                logger: logger
             )
         )
     }
@@ -357,7 +357,7 @@ public final class Loop: Sendable {
             let id = admission.id
             runner = makeTask { await self.execute(id) }
         }
-        attach(publicTask: nil, cancel: { runner.cancel() }, to: admission.id)
+        attach(.awaited(runner), to: admission.id)
         let outcome = await withTaskCancellationHandler {
             await runner.value
         } onCancel: {
@@ -391,7 +391,7 @@ public final class Loop: Sendable {
     /// Does nothing when the loop is not running.
     public func cancel() {
         let cancellations = state.withLock { $0.requestCancel() }
-        for cancel in cancellations { cancel() }
+        for runTask in cancellations { runTask.cancel() }
     }
 
     /// Cancels the loop and starts it again once the cancelled run has finished; starts it when
@@ -404,7 +404,7 @@ public final class Loop: Sendable {
             Self.activate(engine, for: restart.admission)
             return restart
         }
-        for cancel in restart.cancellations { cancel() }
+        for runTask in restart.cancellations { runTask.cancel() }
         LoopRegistry.shared.register(self)
         launch(restart.admission)
     }
@@ -640,20 +640,16 @@ public final class Loop: Sendable {
             let id = admission.id
             task = makeTask { _ = await self.execute(id) }
         }
-        attach(publicTask: task, cancel: { task.cancel() }, to: admission.id)
+        attach(.started(task), to: admission.id)
         return task
     }
 
-    private func attach(
-        publicTask: Task<Void, Never>?,
-        cancel: @escaping @Sendable () -> Void,
-        to id: UInt64
-    ) {
-        switch state.withLock({ $0.attach(publicTask: publicTask, cancel: cancel, to: id) }) {
+    private func attach(_ runTask: RunTask, to id: UInt64) {
+        switch state.withLock({ $0.attach(runTask, to: id) }) {
         case .none:
             break
-        case .cancelTask(let cancel):
-            cancel()
+        case .cancelTask(let runTask):
+            runTask.cancel()
         }
     }
 

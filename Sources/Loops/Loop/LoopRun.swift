@@ -38,8 +38,8 @@ extension Loop {
     nonisolated(nonsending) private func runCancellably(_ id: UInt64, anchor: RunAnchor) async -> RunOutcome {
         await withTaskCancellationHandler {
             await runToCompletion(id, anchor: anchor)
-        } onCancel: { [waker] in
-            waker.wake()
+        } onCancel: { [state] in
+            state.waker.wake()
         }
     }
 

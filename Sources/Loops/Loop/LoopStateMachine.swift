@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Everything about a ``Loop`` that changes, kept behind the loop's lock, in the shape of
 /// swift-service-lifecycle's `UnixSignalsSequence` state machine: every event is a method that
@@ -16,8 +17,8 @@ struct LoopStateMachine {
         /// that run is accepted (most runs never have one to wait for them: a completion for
         /// each cost every loop 112 bytes).
         var completion: RunCompletion?
-        /// Cancels the run's task (the one `start()` returned, or the one `run()` awaits).
-        var cancelTask: (@Sendable () -> Void)?
+        /// The run's task, to cancel; nil until it is attached.
+        var task: RunTask?
         // The flags last: the executing run's own flags follow them in the bytes the layout
         // would leave empty.
         var stopRequested: Bool
@@ -67,7 +68,7 @@ struct LoopStateMachine {
     /// by what fits the bytes its alignment leaves: the phase that holds either is 8 bytes
     /// smaller, and so is every sleeping loop.
     struct PendingSlot {
-        let version: UInt64
+        let version: ScheduleVersion
         /// The sleep's deadline on `clock`: the slot plus its randomized delay.
         let deadline: Int64
         let following: ScheduledInstant?
@@ -135,17 +136,7 @@ struct LoopStateMachine {
         /// What `nextIteration` reports.
         var next: ScheduledInstant?
         var position: SchedulePosition?
-        /// ``lastRejected``'s time since the reference date, `nan` for none: a `Date?` took 8
-        /// bytes more with its padding.
-        private var lastRejectedTime = Double.nan
         var backoff = Backoff()
-
-        /// The last instant the schedule gave that was not after the last scheduled one, so the
-        /// run reports each such instant once.
-        var lastRejected: Date? {
-            get { lastRejectedTime.isNaN ? nil : Date(timeIntervalSinceReferenceDate: lastRejectedTime) }
-            set { lastRejectedTime = newValue?.timeIntervalSinceReferenceDate ?? .nan }
-        }
 
         /// What ``current`` holds while the loop is idle: no run (run ids begin at 1), nothing
         /// retained.
@@ -180,20 +171,29 @@ struct LoopStateMachine {
     // MARK: Configuration
 
     private(set) var schedule: Schedule {
-        didSet { decisionSchedule = Self.decisionSchedule(for: schedule, policies: policies) }
+        didSet { alignDecisionSchedule() }
     }
     /// What slots are decided on: `schedule`, or, for an interval loop with a run store, the same
     /// interval counted from the Unix epoch on the wall clock (``Schedule/alignedToEpoch``), so
-    /// that restarts and replicas agree on the slots.
-    private(set) var decisionSchedule: Schedule
+    /// that restarts and replicas agree on the slots. (Kept with the customizations: a field of
+    /// its own took every loop 8 bytes, for loops with a store.)
+    var decisionSchedule: Schedule { customizations?.alignedSchedule ?? schedule }
     /// Bumped by every schedule change, so that a run notices it.
-    private(set) var scheduleVersion: UInt64 = 0
+    private(set) var scheduleVersion: ScheduleVersion = 0
+    /// The id of the next run accepted; never 0, the id of no run (``ExecutingRun/none``). 32
+    /// bits, in the bytes after the schedule version: ids tell apart the few runs alive at
+    /// once, which a wrap after 2³² runs cannot make equal.
+    private var nextRunID: UInt32 = 1
     /// `count`, or 0 for none (a count is at least 1): an `Int?` took 8 bytes more with its
-    /// padding. With it, the state and its lock fit the allocator's 192-byte chunks.
+    /// padding.
     private let countOrZero: Int
     /// The number of successful iterations after which a run ends; nil for no end.
     var count: Int? { countOrZero == 0 ? nil : countOrZero }
     let policies: LoopPolicies
+    /// The logger the loop was given (``Loop/injectedLogger``): kept here, read under the lock
+    /// on the rare paths that log, because here it fits the bytes the state's allocation rounds
+    /// up to anyway, and in the `Loop` it took every loop 16 bytes more.
+    let logger: Logger
     private(set) var errorFilter = ErrorFilter.defaults
     // The one-byte fields follow the 9-byte error filter, in the bytes its alignment would
     // leave empty.
@@ -203,7 +203,7 @@ struct LoopStateMachine {
     let intervalClock: EngineClock
     /// True from an unhandled error until the next run begins.
     private(set) var failed = false
-    /// The hooks and test overrides; nil until one is registered.
+    /// The hooks, test overrides and other rare values; nil until one is set.
     private var customizations: Customizations?
     var beforeLoop: Hook? { customizations?.beforeLoop }
     var afterLoop: Hook? { customizations?.afterLoop }
@@ -220,7 +220,6 @@ struct LoopStateMachine {
     private(set) var lifecycle = Lifecycle.idle
     /// The executing run while the lifecycle is `.running`; ``ExecutingRun/none`` while idle.
     private(set) var current = ExecutingRun.none
-    private var nextRunID: UInt64 = 1
     /// The task of the most recent `start()`: the public `task`.
     private(set) var task: Task<Void, Never>?
     /// Kept after a run ends, reset when the next one begins.
@@ -237,15 +236,17 @@ struct LoopStateMachine {
         reconnect: Bool,
         missedTicks: MissedTickPolicy?,
         intervalClock: EngineClock,
-        policies: LoopPolicies = LoopPolicies()
+        policies: LoopPolicies = LoopPolicies(),
+        logger: Logger
     ) {
         self.schedule = schedule
-        self.decisionSchedule = Self.decisionSchedule(for: schedule, policies: policies)
         self.countOrZero = count ?? 0
         self.reconnect = reconnect
         self.missedTicksChoice = missedTicks
         self.intervalClock = intervalClock
         self.policies = policies
+        self.logger = logger
+        alignDecisionSchedule()
     }
 
     var missedTicks: MissedTickPolicy {
@@ -345,7 +346,7 @@ struct LoopStateMachine {
 
     /// What `restart()` does, in one transition: cancels every active run and accepts a new one.
     struct RestartAction {
-        let cancellations: [@Sendable () -> Void]
+        let cancellations: [RunTask]
         let admission: Admission
     }
 
@@ -356,8 +357,8 @@ struct LoopStateMachine {
     }
 
     private mutating func accept(at anchor: RunAnchor, stopped: Bool) -> Admission {
-        let id = nextRunID
-        nextRunID += 1
+        let id = UInt64(nextRunID)
+        nextRunID = nextRunID == .max ? 1 : nextRunID + 1
         let run = Run(id: id, stopRequested: stopped)
         switch lifecycle {
         case .idle:
@@ -365,6 +366,7 @@ struct LoopStateMachine {
             // grid begins at `anchor`.
             current = ExecutingRun(run, anchor: anchor)
             lifecycle = .running(queued: [])
+            forgetRejections()
             currentLoop = 0
             failed = false
             return Admission(id: id, foundLoopIdle: true)
@@ -424,26 +426,26 @@ struct LoopStateMachine {
     enum AttachAction {
         case none
         /// The run was cancelled before its task existed: cancel the task now.
-        case cancelTask(@Sendable () -> Void)
+        case cancelTask(RunTask)
     }
 
-    /// Records how to cancel run `id`, and `publicTask` as the loop's `task` (nil for `run()`,
-    /// which leaves `task` alone).
-    mutating func attach(publicTask: Task<Void, Never>?, cancel: @escaping @Sendable () -> Void, to id: UInt64) -> AttachAction {
-        if let publicTask { task = publicTask }
+    /// Records the task of run `id`, to cancel it; a task of `start()` becomes the loop's
+    /// public `task` too (the one `run()` awaits leaves it alone).
+    mutating func attach(_ runTask: RunTask, to id: UInt64) -> AttachAction {
+        if case .started(let publicTask) = runTask { task = publicTask }
         switch lifecycle {
         case .idle:
             // The run has ended already.
             return .none
         case .running(var queued):
             if current.run.id == id {
-                current.run.cancelTask = cancel
-                return current.run.cancelRequested ? .cancelTask(cancel) : .none
+                current.run.task = runTask
+                return current.run.cancelRequested ? .cancelTask(runTask) : .none
             }
             guard let index = queued.firstIndex(where: { $0.id == id }) else { return .none }
-            queued[index].cancelTask = cancel
+            queued[index].task = runTask
             lifecycle = .running(queued: queued)
-            return queued[index].cancelRequested ? .cancelTask(cancel) : .none
+            return queued[index].cancelRequested ? .cancelTask(runTask) : .none
         }
     }
 
@@ -469,22 +471,22 @@ struct LoopStateMachine {
         }
     }
 
-    /// `cancel()`: marks every active run cancelled; returns how to cancel their tasks.
-    mutating func requestCancel() -> [@Sendable () -> Void] {
+    /// `cancel()`: marks every active run cancelled; returns their tasks, to cancel.
+    mutating func requestCancel() -> [RunTask] {
         cancelAll()
     }
 
-    private mutating func cancelAll() -> [@Sendable () -> Void] {
+    private mutating func cancelAll() -> [RunTask] {
         switch lifecycle {
         case .idle:
             return []
         case .running(var queued):
-            var cancellations: [@Sendable () -> Void] = []
+            var cancellations: [RunTask] = []
             current.run.cancelRequested = true
-            if let cancel = current.run.cancelTask { cancellations.append(cancel) }
+            if let runTask = current.run.task { cancellations.append(runTask) }
             for index in queued.indices {
                 queued[index].cancelRequested = true
-                if let cancel = queued[index].cancelTask { cancellations.append(cancel) }
+                if let runTask = queued[index].task { cancellations.append(runTask) }
             }
             lifecycle = .running(queued: queued)
             return cancellations
@@ -794,6 +796,7 @@ struct LoopStateMachine {
             let successor = queued.removeFirst()
             current = ExecutingRun(successor)
             lifecycle = .running(queued: queued)
+            forgetRejections()
             currentLoop = 0
             failed = false
             return completion.map { .handOver($0) } ?? .none
@@ -869,8 +872,17 @@ struct LoopStateMachine {
         return max(0, reached.subtractingClamped(pending.deadline))
     }
 
-    private static func decisionSchedule(for schedule: Schedule, policies: LoopPolicies) -> Schedule {
-        policies.alignsToEpoch ? schedule.alignedToEpoch : schedule
+    /// Keeps ``decisionSchedule`` in step with `schedule`.
+    private mutating func alignDecisionSchedule() {
+        guard policies.alignsToEpoch else { return }
+        let aligned = schedule.alignedToEpoch
+        customizations = Customizations(customizations, changing: { $0.alignedSchedule = aligned })
+    }
+
+    /// A new run executes: it has reported no misbehaving instant yet.
+    private mutating func forgetRejections() {
+        guard customizations?.lastRejected != nil else { return }
+        customizations = Customizations(customizations, changing: { $0.lastRejected = nil })
     }
 
     @inline(__always)
@@ -954,9 +966,13 @@ struct LoopStateMachine {
     private mutating func newRejections(_ rejections: [RejectedSlot]?) -> [RejectedSlot]? {
         guard let rejections else { return nil }
         var fresh: [RejectedSlot] = []
-        for rejection in rejections where rejection.instant != current.lastRejected {
-            current.lastRejected = rejection.instant
+        var last = customizations?.lastRejected
+        for rejection in rejections where rejection.instant != last {
+            last = rejection.instant
             fresh.append(rejection)
+        }
+        if !fresh.isEmpty {
+            customizations = Customizations(customizations, changing: { $0.lastRejected = last })
         }
         return fresh.isEmpty ? nil : fresh
     }

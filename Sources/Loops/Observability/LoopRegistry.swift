@@ -9,24 +9,32 @@
 /// The entries are an array that each loop knows its place in (``Loop/registrySlot``), with the
 /// places of deallocated loops reused: a dictionary keyed by the loop cost 63 bytes per loop at
 /// 100,000 loops (its buckets are at most three-quarters full and scattered over every page),
-/// the array 24.
+/// the array 16.
 final class LoopRegistry: Sendable {
     static let shared = LoopRegistry()
 
+    /// A place: a running loop, held strongly, or a loop whose runs have ended, held weakly in
+    /// ``Entries/ended`` (a weak reference beside every strong one took every running loop 8
+    /// bytes more; a loop whose runs have ended pays a dictionary entry instead).
     private struct Entry {
         /// The order of first registration; ``Entry/unused`` for a free place.
         var order: UInt64
         /// Set from the loop's admission until its runs have ended.
         var running: Loop?
-        weak var ended: Loop?
 
         static let unused = UInt64.max
+    }
 
-        var loop: Loop? { running ?? ended }
+    private struct WeakLoop {
+        weak var loop: Loop?
     }
 
     private struct Entries {
         var places: [Entry] = []
+        /// The loops of places whose runs have ended, by place. Made with storage: its type is
+        /// then made when the registry is, at the first `start()`, not when the first run ends
+        /// (a one-time lookup of ~400,000 instructions, in the middle of a loop's end).
+        var ended = [Int32: WeakLoop](minimumCapacity: 1)
         var free: [Int32] = []
         var nextOrder: UInt64 = 0
     }
@@ -40,6 +48,7 @@ final class LoopRegistry: Sendable {
             let place = loop.registrySlot
             if place >= 0 {
                 entries.places[Int(place)].running = loop
+                entries.ended[place] = nil
                 return
             }
             let entry = Entry(order: entries.nextOrder, running: loop)
@@ -58,10 +67,10 @@ final class LoopRegistry: Sendable {
     /// then held weakly until it ends; its task keeps the loop alive meanwhile.)
     func runsEnded(_ loop: Loop) {
         entries.withLock { entries in
-            let place = Int(loop.registrySlot)
-            guard place >= 0, entries.places[place].running != nil else { return }
-            entries.places[place].ended = loop
-            entries.places[place].running = nil
+            let place = loop.registrySlot
+            guard place >= 0, entries.places[Int(place)].running != nil else { return }
+            entries.ended[place] = WeakLoop(loop: loop)
+            entries.places[Int(place)].running = nil
         }
     }
 
@@ -71,6 +80,7 @@ final class LoopRegistry: Sendable {
         guard place >= 0 else { return }
         entries.withLock { entries in
             entries.places[Int(place)] = Entry(order: Entry.unused)
+            entries.ended[place] = nil
             entries.free.append(place)
         }
     }
@@ -78,7 +88,11 @@ final class LoopRegistry: Sendable {
     /// The live loops, in the order they were first started.
     var loops: [Loop] {
         let listed = entries.withLock { entries in
-            entries.places.compactMap { entry in entry.loop.map { (entry.order, $0) } }
+            entries.places.indices.compactMap { place -> (UInt64, Loop)? in
+                let entry = entries.places[place]
+                guard let loop = entry.running ?? entries.ended[Int32(place)]?.loop else { return nil }
+                return (entry.order, loop)
+            }
         }
         return listed.sorted { $0.0 < $1.0 }.map(\.1)
     }
