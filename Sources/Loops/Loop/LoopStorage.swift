@@ -1,5 +1,3 @@
-import CLoopsCore
-
 /// Everything about a loop that changes, in one allocation: its state machine behind the
 /// loop's lock, and its waker's cell (the waker's own lock and state). The waker keeps its own
 /// lock — engines arm it under their timer's lock, which the loop's lock is never held around —
@@ -12,7 +10,7 @@ struct LoopStorage: @unchecked Sendable {
 
     /// Holds `machine` behind a free lock, with an idle waker.
     init(_ machine: consuming LoopStateMachine) {
-        buffer = LoopStorageBuffer.make(machine)
+        buffer = LoopStorageBuffer.make(header: Waker.Cell(), onlyElement: machine)
     }
 
     /// Runs `body` with exclusive access to the state machine.
@@ -29,32 +27,14 @@ struct LoopStorage: @unchecked Sendable {
 /// ``LoopStorage``'s allocation: a ``WakerBuffer`` whose one element is the loop's state machine,
 /// guarded by the cell's `companionLock`. An object never moves, as a futex word must not.
 final class LoopStorageBuffer: WakerBuffer {
-    /// A new buffer holding `machine` behind a free lock, with an idle waker.
-    static func make(_ machine: consuming LoopStateMachine) -> LoopStorageBuffer {
-        let buffer = unsafeDowncast(
-            LoopStorageBuffer.create(minimumCapacity: 1) { _ in Waker.Cell() },
-            to: LoopStorageBuffer.self
-        )
-        var pending = Optional(machine)
-        buffer.withUnsafeMutablePointerToElements { value in
-            value.initialize(to: pending.take()!)
-        }
-        return buffer
-    }
-
     deinit {
-        _ = withUnsafeMutablePointerToElements { value in value.deinitialize(count: 1) }
+        deinitializeOnlyElement()
     }
 
-    /// Runs `body` with exclusive access to the state machine (``LockedStorage/withLock(_:)``,
-    /// whose shape and reasons it shares).
+    /// Runs `body` with exclusive access to the state machine, under the cell's companion lock.
     func withLock<Result, Failure: Error>(
         _ body: (inout LoopStateMachine) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let (cell, machine) = withUnsafeMutablePointers { ($0, $1) }
-        let lock = cell.pointer(to: \.companionLock)!
-        cloops_lock(lock)
-        defer { cloops_unlock(lock) }
-        return try body(&machine.pointee)
+        try withOnlyElement(lockedBy: { $0.pointer(to: \.companionLock)! }, body)
     }
 }

@@ -18,7 +18,7 @@ package struct LockedValue<Value: ~Copyable>: @unchecked Sendable {
 
     /// Wraps `value`.
     package init(_ value: consuming Value) {
-        storage = LockedStorage.make(value)
+        storage = LockedStorage.make(header: 0, onlyElement: value)
     }
 
     /// Runs `body` with exclusive access to the value.
@@ -37,34 +37,51 @@ package struct LockedValue<Value: ~Copyable>: @unchecked Sendable {
 /// callgrind); and one allocation instead of an object and a separate block saves 32 bytes
 /// per lock, three of which every loop holds.
 final class LockedStorage<Value: ~Copyable>: ManagedBuffer<UInt32, Value> {
-    /// A new storage holding `value` behind a free lock.
-    static func make(_ value: consuming Value) -> LockedStorage<Value> {
-        let storage = unsafeDowncast(
-            LockedStorage<Value>.create(minimumCapacity: 1) { _ in 0 },
-            to: LockedStorage<Value>.self
-        )
-        var pending = Optional(value)
-        storage.withUnsafeMutablePointerToElements { value in
-            value.initialize(to: pending.take()!)
-        }
-        return storage
-    }
-
     deinit {
-        _ = withUnsafeMutablePointerToElements { value in value.deinitialize(count: 1) }
+        deinitializeOnlyElement()
     }
 
     /// Runs `body` with exclusive access to the value.
     func withLock<Result, Failure: Error>(
         _ body: (inout Value) throws(Failure) -> Result
     ) throws(Failure) -> Result {
+        try withOnlyElement(lockedBy: { $0 }, body)
+    }
+}
+
+/// A buffer made with room for one element that a lock word in its header guards: a value
+/// behind a lock (``LockedStorage``), a loop's state machine (``LoopStorageBuffer``).
+extension ManagedBuffer where Element: ~Copyable {
+    /// A new buffer of this class with `header` and `element` as its one element.
+    static func make(header: Header, onlyElement element: consuming Element) -> Self {
+        let buffer = unsafeDowncast(create(minimumCapacity: 1) { _ in header }, to: Self.self)
+        var pending = Optional(element)
+        buffer.withUnsafeMutablePointerToElements { element in
+            element.initialize(to: pending.take()!)
+        }
+        return buffer
+    }
+
+    /// Ends the one element's life (from the deinit of the subclass that made it).
+    func deinitializeOnlyElement() {
+        _ = withUnsafeMutablePointerToElements { element in element.deinitialize(count: 1) }
+    }
+
+    /// Runs `body` with exclusive access to the one element, under the lock word that
+    /// `lockWord` finds in the header (`cloops_lock`/`cloops_unlock`).
+    @inline(__always)
+    func withOnlyElement<Result, Failure: Error>(
+        lockedBy lockWord: (UnsafeMutablePointer<Header>) -> UnsafeMutablePointer<UInt32>,
+        _ body: (inout Element) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
         // The pointers leave `withUnsafeMutablePointers`: the header and the element live in
         // this object, which never moves and outlives the call. Calling `body` inside it instead
         // meant carrying the outcome across it in a `Result` (it rethrows untyped errors): two
         // more copies of every transition's step, under the lock.
-        let (word, value) = withUnsafeMutablePointers { ($0, $1) }
+        let (header, element) = withUnsafeMutablePointers { ($0, $1) }
+        let word = lockWord(header)
         cloops_lock(word)
         defer { cloops_unlock(word) }
-        return try body(&value.pointee)
+        return try body(&element.pointee)
     }
 }
