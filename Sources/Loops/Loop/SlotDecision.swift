@@ -53,16 +53,16 @@ struct RunAnchor: Sendable {
     }
 }
 
-/// Where a run stands on its schedule: the instant its last iteration was scheduled for, or its
-/// anchor before the first, with the version of the schedule that position came from (a
-/// position from an older schedule means "the schedule was changed": the next slot is then
-/// counted from the last slot for an interval, and from now for a wall-clock schedule).
 /// Counts a loop's schedule changes, so that a run notices one. 32 bits, compared only for
 /// equality: a run would mistake a changed schedule for its own only after exactly 2³²
 /// changes during one of its sleeps. (After the 17-byte basis, a 64-bit version took every
 /// loop 8 bytes more.)
 typealias ScheduleVersion = UInt32
 
+/// Where a run stands on its schedule: the instant its last iteration was scheduled for, or its
+/// anchor before the first, with the version of the schedule that position came from (a
+/// position from an older schedule means "the schedule was changed": the next slot is then
+/// counted from the last slot for an interval, and from now for a wall-clock schedule).
 struct SchedulePosition: Sendable {
     enum Basis: Sendable {
         case start(RunAnchor)
