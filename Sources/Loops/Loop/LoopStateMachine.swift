@@ -364,11 +364,7 @@ struct LoopStateMachine {
         case .idle:
             // An idle loop's last run has finished already: the new one awaits nothing and its
             // grid begins at `anchor`.
-            current = ExecutingRun(run, anchor: anchor)
-            lifecycle = .running(queued: [])
-            forgetRejections()
-            currentLoop = 0
-            failed = false
+            beginExecuting(ExecutingRun(run, anchor: anchor), queued: [])
             return Admission(id: id, foundLoopIdle: true)
         case .running(var queued):
             // The run accepted last (queued, or the executing one) gets its completion now, so
@@ -794,11 +790,7 @@ struct LoopStateMachine {
             // The successor was accepted behind this run, which got its completion then.
             let completion = current.run.completion
             let successor = queued.removeFirst()
-            current = ExecutingRun(successor)
-            lifecycle = .running(queued: queued)
-            forgetRejections()
-            currentLoop = 0
-            failed = false
+            beginExecuting(ExecutingRun(successor), queued: queued)
             return completion.map { .handOver($0) } ?? .none
         }
     }
@@ -879,10 +871,16 @@ struct LoopStateMachine {
         customizations = Customizations(customizations, changing: { $0.alignedSchedule = aligned })
     }
 
-    /// A new run executes: it has reported no misbehaving instant yet.
-    private mutating func forgetRejections() {
-        guard customizations?.lastRejected != nil else { return }
-        customizations = Customizations(customizations, changing: { $0.lastRejected = nil })
+    /// `run` becomes the executing run, with `queued` behind it: its iterations count from 0,
+    /// `failed` is cleared, and it has reported no misbehaving instant yet.
+    private mutating func beginExecuting(_ run: ExecutingRun, queued: [Run]) {
+        current = run
+        lifecycle = .running(queued: queued)
+        currentLoop = 0
+        failed = false
+        if customizations?.lastRejected != nil {
+            customizations = Customizations(customizations, changing: { $0.lastRejected = nil })
+        }
     }
 
     @inline(__always)
